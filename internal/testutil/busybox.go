@@ -4,12 +4,12 @@ package testutil
 
 import (
 	"archive/tar"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -38,52 +38,44 @@ func RequireBusybox(t testing.TB) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-var (
-	appletsOnce sync.Once
-	applets     []string
-)
-
-func busyboxApplets(t testing.TB) []string {
-	appletsOnce.Do(func() {
-		out, err := exec.Command(BusyboxPath, "--list").Output()
-		if err != nil {
-			return
-		}
-		applets = strings.Fields(string(out))
-	})
-	if len(applets) == 0 {
-		t.Fatalf("cannot list busybox applets")
-	}
-	return applets
-}
-
 // BusyboxRootfs writes a minimal root filesystem into dir: /bin/busybox, a symlink in /bin for every
 // applet, /etc/passwd and /etc/group with root, nobody and a user "berth" (1000:1000, also in group
 // "extra" 2000), and empty /tmp, /root, /home/berth, /proc, /sys, /dev.
 func BusyboxRootfs(t testing.TB, dir string) {
 	t.Helper()
 	RequireBusybox(t)
+	if err := WriteBusyboxRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteBusyboxRootfs is BusyboxRootfs for callers without a testing.TB (TestMain, set-up scripts).
+func WriteBusyboxRootfs(dir string) error {
 	for _, d := range []string{"bin", "etc", "tmp", "root", "home/berth", "proc", "sys", "dev", "var"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	bin, err := os.ReadFile(BusyboxPath)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("busybox-static is needed (apt-get install busybox-static): %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), bin, 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	for _, a := range busyboxApplets(t) {
+	out, err := exec.Command(BusyboxPath, "--list").Output()
+	if err != nil {
+		return fmt.Errorf("listing busybox applets: %w", err)
+	}
+	for _, a := range strings.Fields(string(out)) {
 		if a == "busybox" {
 			continue
 		}
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil && !os.IsExist(err) {
-			t.Fatal(err)
+			return err
 		}
 	}
 	files := map[string]string{
@@ -92,12 +84,23 @@ func BusyboxRootfs(t testing.TB, dir string) {
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	if err := os.Chown(filepath.Join(dir, "home/berth"), 1000, 1000); err != nil {
-		t.Fatal(err)
+	return os.Chown(filepath.Join(dir, "home/berth"), 1000, 1000)
+}
+
+// WriteBusyboxTar writes the busybox tree as a tar archive at path, using scratch as a work directory.
+func WriteBusyboxTar(scratch, path string) error {
+	dir, err := os.MkdirTemp(scratch, "busybox-rootfs-")
+	if err != nil {
+		return err
 	}
+	defer os.RemoveAll(dir)
+	if err := WriteBusyboxRootfs(dir); err != nil {
+		return err
+	}
+	return TarDir(dir, path)
 }
 
 // BusyboxTar writes the BusyboxRootfs tree as an uncompressed tar archive at path (the input of

@@ -1,0 +1,72 @@
+// berthd is the Berth daemon. The same binary is re-executed as the monitor (argv[0] "berth-monitor")
+// and as every container's init (argv[0] "berth-init"), so installing Berth means two binaries.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/berth-dev/berth/internal/daemon"
+	"github.com/berth-dev/berth/internal/monitor"
+	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	// Re-executed helpers first: they must not parse berthd's flags or start anything else.
+	switch filepath.Base(os.Args[0]) {
+	case linux.InitArg0:
+		linux.InitMain()
+		return
+	case monitor.ProcessName:
+		monitorMain(os.Args[1:])
+		return
+	}
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var (
+		opts     daemon.Options
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:           "berthd [OPTIONS]",
+		Short:         "The Berth container engine daemon",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       daemon.Version,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", logLevel)
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if len(opts.Hosts) == 0 {
+				opts.Hosts = []string{"unix://" + filepath.Join(opts.ExecRoot, "berth.sock")}
+			}
+			if opts.PidFile == "" {
+				opts.PidFile = filepath.Join(opts.ExecRoot, "berthd.pid")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return daemon.Run(ctx, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataRoot, "data-root", "/var/lib/berth", "Root directory of persistent Berth state")
+	f.StringVar(&opts.ExecRoot, "exec-root", "/run/berth", "Root directory for execution state files")
+	f.StringArrayVarP(&opts.Hosts, "host", "H", nil, "Daemon socket(s) to listen on (default unix://<exec-root>/berth.sock)")
+	f.StringVarP(&logLevel, "log-level", "l", "info", "Set the logging level (debug, info, warn, error)")
+	f.StringVarP(&opts.PidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
+	return cmd
+}

@@ -1,0 +1,446 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/strslice"
+	"github.com/docker/go-connections/nat"
+	"github.com/spf13/pflag"
+)
+
+// containerOptions holds the flags shared by `run` and `create`, as typed by the user; toConfig turns
+// them into the API's create request.
+type containerOptions struct {
+	flags *pflag.FlagSet
+
+	name        string
+	env         []string
+	envFiles    []string
+	workdir     string
+	user        string
+	entrypoint  string
+	hostname    string
+	labels      []string
+	labelFiles  []string
+	stdin       bool
+	tty         bool
+	attach      []string
+	memory      memBytes
+	memSwap     memSwapBytes
+	memReserve  memBytes
+	cpus        nanoCPUs
+	cpuShares   int64
+	cpusetCPUs  string
+	cpusetMems  string
+	pidsLimit   optionalInt
+	ulimits     ulimitList
+	runtime     string
+	privileged  bool
+	capAdd      []string
+	capDrop     []string
+	readOnly    bool
+	shmSize     memBytes
+	stopSignal  string
+	stopTimeout optionalInt
+	restart     string
+	network     string
+	publish     []string
+	expose      []string
+	publishAll  bool
+	volumes     []string
+	tmpfs       []string
+	init        bool
+	groupAdd    []string
+	autoRemove  bool
+	dns         []string
+	addHosts    []string
+	securityOpt []string
+	sysctls     []string
+	logDriver   string
+	logOpts     []string
+	volumesFrom []string
+	ipc         string
+	pid         string
+	uts         string
+	oomKillOff  bool
+}
+
+// addContainerFlags registers docker's run/create flags on fs.
+func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
+	o := &containerOptions{flags: fs}
+	// -h is --hostname here, as in docker, so help gets no shorthand.
+	fs.Bool("help", false, "Print usage")
+	fs.StringVar(&o.name, "name", "", "Assign a name to the container")
+	stringsFlag(fs, &o.env, "env", "e", "Set environment variables")
+	stringsFlag(fs, &o.envFiles, "env-file", "", "Read in a file of environment variables")
+	fs.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+	fs.StringVarP(&o.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
+	fs.StringVar(&o.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
+	fs.StringVarP(&o.hostname, "hostname", "h", "", "Container host name")
+	stringsFlag(fs, &o.labels, "label", "l", "Set meta data on a container")
+	stringsFlag(fs, &o.labelFiles, "label-file", "", "Read in a line delimited file of labels")
+	fs.BoolVarP(&o.stdin, "interactive", "i", false, "Keep STDIN open even if not attached")
+	fs.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	stringsFlag(fs, &o.attach, "attach", "a", "Attach to STDIN, STDOUT or STDERR")
+	fs.VarP(&o.memory, "memory", "m", "Memory limit")
+	fs.Var(&o.memSwap, "memory-swap", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+	fs.Var(&o.memReserve, "memory-reservation", "Memory soft limit")
+	fs.Var(&o.cpus, "cpus", "Number of CPUs")
+	fs.Int64VarP(&o.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fs.StringVar(&o.cpusetCPUs, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
+	fs.StringVar(&o.cpusetMems, "cpuset-mems", "", "MEMs in which to allow execution (0-3, 0,1)")
+	fs.Var(&o.pidsLimit, "pids-limit", "Tune container pids limit (set -1 for unlimited)")
+	fs.Var(&o.ulimits, "ulimit", "Ulimit options")
+	fs.StringVar(&o.runtime, "runtime", "", "Runtime to use for this container")
+	fs.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to this container")
+	stringsFlag(fs, &o.capAdd, "cap-add", "", "Add Linux capabilities")
+	stringsFlag(fs, &o.capDrop, "cap-drop", "", "Drop Linux capabilities")
+	fs.BoolVar(&o.readOnly, "read-only", false, "Mount the container's root filesystem as read only")
+	fs.Var(&o.shmSize, "shm-size", "Size of /dev/shm")
+	fs.StringVar(&o.stopSignal, "stop-signal", "", "Signal to stop the container")
+	fs.Var(&o.stopTimeout, "stop-timeout", "Timeout (in seconds) to stop a container")
+	fs.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
+	fs.StringVar(&o.network, "network", "", "Connect a container to a network")
+	fs.StringVar(&o.network, "net", "", "Connect a container to a network")
+	_ = fs.MarkHidden("net")
+	stringsFlag(fs, &o.publish, "publish", "p", "Publish a container's port(s) to the host")
+	stringsFlag(fs, &o.expose, "expose", "", "Expose a port or a range of ports")
+	fs.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
+	stringsFlag(fs, &o.volumes, "volume", "v", "Bind mount a volume")
+	stringsFlag(fs, &o.tmpfs, "tmpfs", "", "Mount a tmpfs directory")
+	fs.BoolVar(&o.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
+	stringsFlag(fs, &o.groupAdd, "group-add", "", "Add additional groups to join")
+	fs.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container and its associated anonymous volumes when it exits")
+	stringsFlag(fs, &o.dns, "dns", "", "Set custom DNS servers")
+	stringsFlag(fs, &o.addHosts, "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
+	stringsFlag(fs, &o.securityOpt, "security-opt", "", "Security Options")
+	stringsFlag(fs, &o.sysctls, "sysctl", "", "Sysctl options")
+	fs.StringVar(&o.logDriver, "log-driver", "", "Logging driver for the container")
+	stringsFlag(fs, &o.logOpts, "log-opt", "", "Log driver options")
+	stringsFlag(fs, &o.volumesFrom, "volumes-from", "", "Mount volumes from the specified container(s)")
+	fs.StringVar(&o.ipc, "ipc", "", "IPC mode to use")
+	fs.StringVar(&o.pid, "pid", "", "PID namespace to use")
+	fs.StringVar(&o.uts, "uts", "", "UTS namespace to use")
+	fs.BoolVar(&o.oomKillOff, "oom-kill-disable", false, "Disable OOM Killer")
+	return o
+}
+
+// createRequest is what ContainerCreate needs.
+type createRequest struct {
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	Networking *network.NetworkingConfig
+	Name       string
+}
+
+// toConfig converts the flags plus the image and command into a create request. lookup resolves bare
+// `-e KEY` from the client's environment, as docker does.
+func (o *containerOptions) toConfig(image string, cmd []string, lookup func(string) (string, bool)) (*createRequest, error) {
+	envs, err := readEnv(o.envFiles, o.env, lookup)
+	if err != nil {
+		return nil, err
+	}
+	labels, err := readLabels(o.labelFiles, o.labels)
+	if err != nil {
+		return nil, err
+	}
+	exposed, bindings, err := nat.ParsePortSpecs(o.publish)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range o.expose {
+		proto, port := nat.SplitProtoPort(e)
+		start, end, err := nat.ParsePortRange(port)
+		if err != nil {
+			return nil, fmt.Errorf("invalid range format for --expose: %s, error: %w", e, err)
+		}
+		for i := start; i <= end; i++ {
+			p, err := nat.NewPort(proto, strconv.FormatUint(i, 10))
+			if err != nil {
+				return nil, err
+			}
+			exposed[p] = struct{}{}
+		}
+	}
+	restart, err := parseRestartPolicy(o.restart)
+	if err != nil {
+		return nil, err
+	}
+	if o.autoRemove && restart.Name != container.RestartPolicyDisabled && restart.Name != "" {
+		return nil, errors.New("conflicting options: cannot specify both --restart and --rm")
+	}
+	for _, a := range o.attach {
+		switch strings.ToLower(a) {
+		case "stdin", "stdout", "stderr":
+		default:
+			return nil, fmt.Errorf("invalid argument %q for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR", a)
+		}
+	}
+
+	binds, anonVolumes := []string(nil), map[string]struct{}{}
+	for _, v := range o.volumes {
+		if strings.Contains(v, ":") {
+			binds = append(binds, v)
+		} else {
+			anonVolumes[v] = struct{}{}
+		}
+	}
+	var tmpfs map[string]string
+	for _, t := range o.tmpfs {
+		if tmpfs == nil {
+			tmpfs = map[string]string{}
+		}
+		dst, opts, _ := strings.Cut(t, ":")
+		tmpfs[dst] = opts
+	}
+	var sysctls map[string]string
+	for _, s := range o.sysctls {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("sysctl '%s' is not allowed", s)
+		}
+		if sysctls == nil {
+			sysctls = map[string]string{}
+		}
+		sysctls[k] = v
+	}
+	var logOpts map[string]string
+	for _, s := range o.logOpts {
+		k, v, _ := strings.Cut(s, "=")
+		if logOpts == nil {
+			logOpts = map[string]string{}
+		}
+		logOpts[k] = v
+	}
+
+	attach := map[string]bool{}
+	for _, a := range o.attach {
+		attach[strings.ToLower(a)] = true
+	}
+	if o.stdin {
+		attach["stdin"] = true
+	}
+	if len(o.attach) == 0 {
+		attach["stdout"], attach["stderr"] = true, true
+	}
+
+	cfg := &container.Config{
+		Hostname:     o.hostname,
+		User:         o.user,
+		AttachStdin:  attach["stdin"],
+		AttachStdout: attach["stdout"],
+		AttachStderr: attach["stderr"],
+		ExposedPorts: exposed,
+		Tty:          o.tty,
+		OpenStdin:    o.stdin,
+		Env:          envs,
+		Image:        image,
+		WorkingDir:   o.workdir,
+		Labels:       labels,
+		StopSignal:   o.stopSignal,
+	}
+	if cfg.OpenStdin && cfg.AttachStdin {
+		cfg.StdinOnce = true
+	}
+	if len(cmd) > 0 {
+		cfg.Cmd = strslice.StrSlice(cmd)
+	}
+	if o.entrypoint != "" {
+		cfg.Entrypoint = strslice.StrSlice{o.entrypoint}
+	} else if o.flags != nil && o.flags.Changed("entrypoint") {
+		// A single empty string tells the daemon to drop the image's entrypoint.
+		cfg.Entrypoint = strslice.StrSlice{""}
+	}
+	if len(anonVolumes) > 0 {
+		cfg.Volumes = anonVolumes
+	}
+	if o.stopTimeout.set {
+		t := int(o.stopTimeout.v)
+		cfg.StopTimeout = &t
+	}
+
+	hc := &container.HostConfig{
+		Binds:           binds,
+		NetworkMode:     container.NetworkMode(o.network),
+		PortBindings:    bindings,
+		RestartPolicy:   restart,
+		AutoRemove:      o.autoRemove,
+		VolumesFrom:     o.volumesFrom,
+		CapAdd:          o.capAdd,
+		CapDrop:         o.capDrop,
+		DNS:             o.dns,
+		ExtraHosts:      o.addHosts,
+		GroupAdd:        o.groupAdd,
+		IpcMode:         container.IpcMode(o.ipc),
+		PidMode:         container.PidMode(o.pid),
+		UTSMode:         container.UTSMode(o.uts),
+		Privileged:      o.privileged,
+		PublishAllPorts: o.publishAll,
+		ReadonlyRootfs:  o.readOnly,
+		SecurityOpt:     o.securityOpt,
+		Tmpfs:           tmpfs,
+		Sysctls:         sysctls,
+		Runtime:         o.runtime,
+		ShmSize:         int64(o.shmSize),
+		LogConfig:       container.LogConfig{Type: o.logDriver, Config: logOpts},
+		Resources: container.Resources{
+			Memory:            int64(o.memory),
+			MemorySwap:        int64(o.memSwap),
+			MemoryReservation: int64(o.memReserve),
+			NanoCPUs:          int64(o.cpus),
+			CPUShares:         o.cpuShares,
+			CpusetCpus:        o.cpusetCPUs,
+			CpusetMems:        o.cpusetMems,
+			Ulimits:           []*container.Ulimit(o.ulimits),
+		},
+	}
+	if o.pidsLimit.set {
+		p := o.pidsLimit.v
+		hc.PidsLimit = &p
+	}
+	if o.oomKillOff {
+		t := true
+		hc.OomKillDisable = &t
+	}
+	if o.flags != nil && o.flags.Changed("init") {
+		i := o.init
+		hc.Init = &i
+	}
+	return &createRequest{Config: cfg, HostConfig: hc, Networking: &network.NetworkingConfig{}, Name: o.name}, nil
+}
+
+// parseRestartPolicy accepts docker's forms: no, always, unless-stopped, on-failure[:max-retries].
+func parseRestartPolicy(s string) (container.RestartPolicy, error) {
+	var p container.RestartPolicy
+	if s == "" {
+		return p, nil
+	}
+	name, count, hasCount := strings.Cut(s, ":")
+	p.Name = container.RestartPolicyMode(name)
+	switch p.Name {
+	case container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		if hasCount {
+			return p, fmt.Errorf("invalid restart policy format: maximum retry count can only be used with 'on-failure'")
+		}
+	case container.RestartPolicyOnFailure:
+		if hasCount {
+			n, err := strconv.Atoi(count)
+			if err != nil {
+				return p, fmt.Errorf("invalid restart policy format: maximum retry count must be an integer")
+			}
+			if n < 0 {
+				return p, fmt.Errorf("invalid restart policy format: maximum retry count cannot be negative")
+			}
+			p.MaximumRetryCount = n
+		}
+	default:
+		return p, fmt.Errorf("invalid restart policy format: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", name)
+	}
+	return p, nil
+}
+
+// readEnv merges --env-file files (first) and -e values (after, so they win in the daemon), expanding
+// bare names from the client's environment.
+func readEnv(files, flags []string, lookup func(string) (string, bool)) ([]string, error) {
+	var out []string
+	for _, f := range files {
+		lines, err := readKVFile(f, lookup)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lines...)
+	}
+	for _, e := range flags {
+		v, err := expandEnv(e, lookup)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func expandEnv(e string, lookup func(string) (string, bool)) (string, error) {
+	k, _, hasValue := strings.Cut(e, "=")
+	if k == "" {
+		return "", fmt.Errorf("invalid environment variable: %s", e)
+	}
+	if hasValue {
+		return e, nil
+	}
+	if v, ok := lookup(k); ok {
+		return k + "=" + v, nil
+	}
+	return e, nil
+}
+
+// readKVFile reads docker's env/label file format: one KEY=VALUE per line, '#' comments and blank lines
+// skipped, leading whitespace trimmed, bare KEY taken from the environment when set (dropped if not).
+func readKVFile(path string, lookup func(string) (string, bool)) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimLeft(sc.Text(), " \t")
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, _, hasValue := strings.Cut(line, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid environment variable: %s", line)
+		}
+		if strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("variable '%s' contains whitespaces", k)
+		}
+		if hasValue {
+			out = append(out, line)
+			continue
+		}
+		if lookup != nil {
+			if v, ok := lookup(k); ok {
+				out = append(out, k+"="+v)
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+func readLabels(files, flags []string) (map[string]string, error) {
+	var all []string
+	for _, f := range files {
+		// Labels never come from the environment: a bare key means an empty value.
+		lines, err := readKVFile(f, func(k string) (string, bool) { return "", true })
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, lines...)
+	}
+	all = append(all, flags...)
+	if len(all) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(all))
+	for _, l := range all {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid label format: %q", l)
+		}
+		m[k] = v
+	}
+	return m, nil
+}

@@ -1,0 +1,311 @@
+// Package daemon wires berthd together: it opens the stores, starts or reconnects to the monitor, builds
+// the services and serves the API. It is the one place that knows every package; the services only know
+// the narrow interfaces they are given.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/internal/api"
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/monitor"
+	"github.com/berth-dev/berth/internal/snapshot"
+	apiversion "github.com/docker/docker/api"
+	"github.com/docker/docker/api/types"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Version is berthd's version, shown by `docker version`.
+var Version = "0.1.0-dev"
+
+// Options are berthd's flags.
+type Options struct {
+	DataRoot string
+	ExecRoot string
+	Hosts    []string
+	PidFile  string
+	Logger   *slog.Logger
+	Version  string
+}
+
+// Daemon is a running berthd.
+type Daemon struct {
+	opts       Options
+	id         string
+	log        *slog.Logger
+	db         *bolt.DB
+	images     *image.Service
+	containers *container.Service
+	snapDriver string
+	runtimes   map[string]string
+}
+
+// Run starts berthd and serves until ctx is cancelled (SIGTERM), then shuts down cleanly. Running
+// containers are left to the monitor and keep running.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Version == "" {
+		opts.Version = Version
+	}
+	log := opts.Logger
+	for _, dir := range []string{opts.DataRoot, opts.ExecRoot} {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("%s: the data root and exec root must be absolute paths", dir)
+		}
+	}
+	dataLock, err := lockRoot(opts.DataRoot)
+	if err != nil {
+		return err
+	}
+	defer dataLock.Close()
+	execLock, err := lockRoot(opts.ExecRoot)
+	if err != nil {
+		return err
+	}
+	defer execLock.Close()
+	if opts.PidFile != "" {
+		if err := os.WriteFile(opts.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return fmt.Errorf("writing pid file: %w", err)
+		}
+		defer os.Remove(opts.PidFile)
+	}
+
+	d := &Daemon{opts: opts, log: log, runtimes: map[string]string{}}
+	if err := d.open(ctx); err != nil {
+		return err
+	}
+	defer d.db.Close()
+
+	srv := api.New(api.Config{
+		Images:     imageBackend{d.images},
+		Containers: containerBackend{d.containers},
+		System:     systemInfo{d},
+		Version:    d.version(),
+		Logger:     log,
+	})
+	var listeners []net.Listener
+	for _, h := range opts.Hosts {
+		l, err := listen(h)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		listeners = append(listeners, l)
+	}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
+		log.Info("API listening", "addr", l.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("API server stopped", "err", err)
+		}
+	}
+	log.Info("shutting down; running containers stay up")
+	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shCtx)
+	for _, l := range listeners {
+		l.Close()
+		if ul, ok := l.(*net.UnixListener); ok {
+			_ = os.Remove(ul.Addr().String())
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) open(ctx context.Context) error {
+	opts := d.opts
+	for _, dir := range []string{opts.DataRoot, opts.ExecRoot} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return err
+		}
+	}
+	db, err := bolt.Open(filepath.Join(opts.DataRoot, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("opening metadata database: %w", err)
+	}
+	d.db = db
+	d.id = daemonID(db)
+
+	cs, err := content.Open(filepath.Join(opts.DataRoot, "content"))
+	if err != nil {
+		return err
+	}
+	snapRoot := filepath.Join(opts.DataRoot, "snapshots")
+	if err := os.MkdirAll(snapRoot, 0o700); err != nil {
+		return err
+	}
+	var sn snapshot.Snapshotter
+	if err := snapshot.Supported(snapRoot); err == nil {
+		sn, err = snapshot.NewOverlay(snapRoot, db)
+		if err != nil {
+			return err
+		}
+		d.snapDriver = "overlay2"
+	} else {
+		d.log.Warn("overlayfs not usable here; falling back to copying snapshots (slower, more disk)", "reason", err)
+		sn, err = snapshot.NewCopy(snapRoot, db)
+		if err != nil {
+			return err
+		}
+		d.snapDriver = "vfs"
+	}
+
+	for _, name := range []string{"runc", "crun"} {
+		if p, err := exec.LookPath(name); err == nil {
+			d.runtimes[name] = p
+		}
+	}
+
+	mon, err := monitor.Ensure(ctx, opts.ExecRoot, func() *exec.Cmd { return monitorCommand(opts.ExecRoot) })
+	if err != nil {
+		return fmt.Errorf("starting the monitor: %w", err)
+	}
+
+	var cs2 *container.Service
+	imgs, err := image.New(image.Config{
+		Root: opts.DataRoot, DB: db, Content: cs, Snapshotter: sn,
+		ContainersUsing: func(id string) ([]string, []string) {
+			if cs2 == nil {
+				return nil, nil
+			}
+			return cs2.ContainersUsing(id)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	d.images = imgs
+	cs2, err = container.New(container.Config{
+		Root:     filepath.Join(opts.DataRoot, "containers"),
+		ExecRoot: filepath.Join(opts.ExecRoot, "containers"),
+		DB:       db,
+		Images:   imageResolver{imgs},
+		Rootfs:   rootfsManager{sn},
+		Monitor:  monitorAdapter{mon},
+		Runtimes: d.runtimes,
+		Logger:   d.log,
+	})
+	if err != nil {
+		return err
+	}
+	d.containers = cs2
+	// Restore follows the monitor's events for the daemon's whole life.
+	if err := cs2.Restore(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// monitorCommand re-executes this binary as the monitor. It runs in its own session so that neither a
+// signal to berthd's process group nor berthd's death reaches it.
+func monitorCommand(execRoot string) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", "--exec-root", execRoot)
+	cmd.Args[0] = monitor.ProcessName
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd
+}
+
+func daemonID(db *bolt.DB) string {
+	var id string
+	_ = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("daemon"))
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte("id")); v != nil {
+			id = string(v)
+			return nil
+		}
+		buf := make([]byte, 16)
+		_, _ = rand.Read(buf)
+		id = strings.ToUpper(hex.EncodeToString(buf))
+		return b.Put([]byte("id"), []byte(id))
+	})
+	return id
+}
+
+func (d *Daemon) version() types.Version {
+	return types.Version{
+		Platform:      struct{ Name string }{Name: "Berth"},
+		Version:       d.opts.Version,
+		APIVersion:    apiversion.DefaultVersion,
+		MinAPIVersion: "1.24",
+		GitCommit:     "",
+		GoVersion:     goVersion(),
+		Os:            "linux",
+		Arch:          goArch(),
+		KernelVersion: kernelVersion(),
+		Components: []types.ComponentVersion{{
+			Name: "Engine", Version: d.opts.Version,
+			Details: map[string]string{"ApiVersion": apiversion.DefaultVersion, "MinAPIVersion": "1.24", "Os": "linux", "Arch": goArch()},
+		}},
+	}
+}
+
+// listen opens one -H address: unix:///path (mode 0660, group "berth" when that group exists) or fd://.
+func listen(addr string) (net.Listener, error) {
+	proto, path, ok := strings.Cut(addr, "://")
+	if !ok {
+		proto, path = "unix", addr
+	}
+	switch proto {
+	case "unix":
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		// A socket file left by a crashed daemon would make listen fail; our root lock says nobody serves it.
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("%s is in use by another daemon", path)
+			}
+			_ = os.Remove(path)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		gid := 0
+		if g, err := user.LookupGroup("berth"); err == nil {
+			gid, _ = strconv.Atoi(g.Gid)
+		}
+		if err := os.Chown(path, 0, gid); err != nil {
+			l.Close()
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	case "tcp":
+		return nil, fmt.Errorf("%s: tcp listeners need TLS, which is not supported yet; use a unix socket", addr)
+	}
+	return nil, fmt.Errorf("%s: unsupported protocol %q (use unix://)", addr, proto)
+}

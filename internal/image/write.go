@@ -1,0 +1,223 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/berth-dev/berth/internal/archive"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	digest "github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// extractPrefix names the active snapshot a layer is unpacked into before its chain ID is known.
+const extractPrefix = "extract-"
+
+// layerSource is one layer of an image being written, from whatever source.
+type layerSource struct {
+	// DiffID is the digest of the uncompressed tar when the source knows it (load, pull): a layer
+	// already stored is then skipped without reading it, and the stream is verified against it.
+	DiffID digest.Digest
+	// Open returns the layer tar, plain or compressed (gzip, bzip2; sniffed).
+	Open func() (io.ReadCloser, error)
+}
+
+// newImage is everything writeImage needs, whatever produced it.
+type newImage struct {
+	Layers []layerSource
+	// Config returns the config JSON once the layers' diffIDs are known. Its rootfs.diff_ids must
+	// equal diffIDs.
+	Config func(diffIDs []digest.Digest) ([]byte, error)
+	Tags   []reference.Named // normalised, tagged
+	Parent digest.Digest
+}
+
+// movedTag reports a tag that pointed at another image before writeImage took it.
+type movedTag struct {
+	Ref  reference.Named
+	Prev digest.Digest
+}
+
+// writeImage is the one way an image enters the store. See the package doc for its guarantees.
+func (s *Service) writeImage(ctx context.Context, in newImage) (digest.Digest, []movedTag, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+
+	diffIDs := make([]digest.Digest, 0, len(in.Layers))
+	sizes := make([]int64, 0, len(in.Layers))
+	chain := ""
+	for i, l := range in.Layers {
+		d, n, err := s.unpack(ctx, chain, l)
+		if err != nil {
+			return "", nil, fmt.Errorf("layer %d: %w", i+1, err)
+		}
+		diffIDs = append(diffIDs, d)
+		sizes = append(sizes, n)
+		chain = chainOf(chain, d)
+	}
+	cfgBytes, err := in.Config(diffIDs)
+	if err != nil {
+		return "", nil, err
+	}
+	var cfg dockerspec.DockerOCIImage
+	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
+		return "", nil, errdefs.InvalidParameter(fmt.Errorf("invalid image config: %w", err))
+	}
+	if !slices.Equal(cfg.RootFS.DiffIDs, diffIDs) {
+		return "", nil, errdefs.InvalidParameter(fmt.Errorf("image config lists %d layers %v, archive has %v", len(cfg.RootFS.DiffIDs), cfg.RootFS.DiffIDs, diffIDs))
+	}
+	id, cfgSize, err := s.cfg.Content.WriteBlob(bytes.NewReader(cfgBytes), "")
+	if err != nil {
+		return "", nil, err
+	}
+	rec := record{DiffIDs: diffIDs, LayerSizes: sizes, ConfigSize: cfgSize, Parent: in.Parent, Created: time.Now().UTC()}
+	if cfg.Created != nil {
+		rec.Created = cfg.Created.UTC()
+	}
+	recBytes, err := json.Marshal(rec)
+	if err != nil {
+		return "", nil, err
+	}
+	var moved []movedTag
+	err = s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		images, tags := tx.Bucket(bucketImages), tx.Bucket(bucketTags)
+		if images.Get([]byte(id)) == nil {
+			if err := images.Put([]byte(id), recBytes); err != nil {
+				return err
+			}
+		}
+		for _, t := range in.Tags {
+			if prev := tags.Get([]byte(t.String())); prev != nil && digest.Digest(prev) != id {
+				moved = append(moved, movedTag{Ref: t, Prev: digest.Digest(prev)})
+			}
+			if err := tags.Put([]byte(t.String()), []byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, errdefs.System(err)
+	}
+	return id, moved, nil
+}
+
+// unpack makes sure the layer on top of parent is stored (blob) and unpacked (committed snapshot named
+// by its chain ID), reading the source once at most. It returns the diffID and the tar's size.
+func (s *Service) unpack(ctx context.Context, parent string, l layerSource) (digest.Digest, int64, error) {
+	sn := s.cfg.Snapshotter
+	haveSnapshot := false
+	if l.DiffID != "" {
+		_, err := sn.Stat(ctx, chainOf(parent, l.DiffID))
+		haveSnapshot = err == nil
+		if size, err := s.cfg.Content.Info(l.DiffID); err == nil && haveSnapshot {
+			return l.DiffID, size, nil
+		}
+	}
+	rc, err := l.Open()
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	r, err := decompress(rc)
+	if err != nil {
+		return "", 0, err
+	}
+	w, err := s.cfg.Content.Writer()
+	if err != nil {
+		return "", 0, err
+	}
+	defer w.Close()
+
+	if haveSnapshot {
+		// Only the blob went missing; store it without unpacking again.
+		if _, err := io.Copy(w, &ctxReader{ctx, r}); err != nil {
+			return "", 0, err
+		}
+		return w.Commit(l.DiffID)
+	}
+
+	key := extractPrefix + randomHex()
+	if _, err := sn.Prepare(ctx, key, parent); err != nil {
+		return "", 0, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	upper, err := sn.UpperDir(ctx, key)
+	if err != nil {
+		return "", 0, err
+	}
+	opts := archive.ApplyOptions{Overlay: sn.Name() == "overlay"}
+	if _, err := archive.Apply(ctx, upper, io.TeeReader(r, w), opts); err != nil {
+		if ctx.Err() != nil {
+			return "", 0, ctx.Err()
+		}
+		return "", 0, errdefs.InvalidParameter(fmt.Errorf("unpack layer: %w", err))
+	}
+	d, size, err := w.Commit(l.DiffID)
+	if err != nil {
+		return "", 0, err
+	}
+	// Commit even when another writer got there first: Conflict means the same content is unpacked.
+	cerr := sn.Commit(ctx, chainOf(parent, d), key)
+	if cerr != nil && !errdefs.IsConflict(cerr) {
+		return "", 0, cerr
+	}
+	committed = cerr == nil
+	return d, size, nil
+}
+
+// decompress sniffs r and returns the uncompressed stream.
+func decompress(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(6)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, errdefs.InvalidParameter(err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(br), nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return nil, errdefs.NotImplemented(fmt.Errorf("xz-compressed layers are not supported"))
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return nil, errdefs.NotImplemented(fmt.Errorf("zstd-compressed layers are not supported"))
+	}
+	return br, nil
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
