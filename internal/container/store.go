@@ -48,8 +48,8 @@ type state struct {
 
 // ctr is a container in memory: its record plus what only lives while berthd runs.
 type ctr struct {
-	mu      sync.Mutex
-	rec     record
+	mu     sync.Mutex
+	rec    record
 	exited chan struct{} // closed when the current run ends; nil before the first start
 	exits  int           // runs ended since berthd started; next-exit waiters compare against it
 	gone   bool          // removed
