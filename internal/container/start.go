@@ -49,6 +49,10 @@ func (s *Service) Start(ctx context.Context, ref string) error {
 // start does the work of Start with c locked.
 func (s *Service) start(ctx context.Context, c *ctr) error {
 	id := c.rec.ID
+	// The monitor may still hold the previous run of this container.
+	if err := s.cfg.Monitor.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("clearing the previous run: %w", err)
+	}
 	bundle := s.bundleDir(id)
 	rootfs := s.rootfsDir(id)
 	if err := os.MkdirAll(rootfs, 0o700); err != nil {
@@ -79,8 +83,6 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	if runtime == "berth" {
 		runtime = ""
 	}
-	// The monitor may still hold the previous run of this container.
-	_ = s.cfg.Monitor.Delete(ctx, id)
 	err = s.cfg.Monitor.Create(ctx, CreateRequest{
 		ID: id, Bundle: bundle, Runtime: runtime, LogPath: c.rec.LogPath,
 		OpenStdin: c.rec.Config.OpenStdin, StdinOnce: c.rec.Config.StdinOnce, Tty: c.rec.Config.Tty,

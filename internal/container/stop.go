@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,7 +178,7 @@ func (s *Service) Remove(ctx context.Context, ref string, force, removeVolumes b
 		c.mu.Unlock()
 		return errdefs.System(fmt.Errorf("unable to remove container %s: %w", r.ID, errors.Join(errs...)))
 	}
-	_ = os.RemoveAll(s.bundleDir(r.ID))
+	removeBundle(s.bundleDir(r.ID))
 	_ = os.RemoveAll(s.dataDir(r.ID))
 	s.mu.Lock()
 	delete(s.byID, r.ID)
@@ -265,4 +266,12 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 	s.releaseName(old, c.rec.ID)
 	s.event("rename", c.rec.ID, map[string]string{"oldName": "/" + old, "name": c.rec.Name})
 	return nil
+}
+
+// removeBundle deletes a container's bundle without recursion: its rootfs directory is a mount point, and
+// a recursive delete of a rootfs still mounted would destroy the container's files.
+func removeBundle(dir string) {
+	_ = os.Remove(filepath.Join(dir, "rootfs"))
+	_ = os.Remove(filepath.Join(dir, "config.json"))
+	_ = os.Remove(dir)
 }

@@ -203,7 +203,7 @@ func (d *Daemon) open(ctx context.Context) error {
 	d.images = imgs
 	cs2, err = container.New(container.Config{
 		Root:     filepath.Join(opts.DataRoot, "containers"),
-		ExecRoot: filepath.Join(opts.ExecRoot, "containers"),
+		ExecRoot: filepath.Join(opts.ExecRoot, "bundles"),
 		DB:       db,
 		Images:   imageResolver{imgs},
 		Rootfs:   rootfsManager{sn},

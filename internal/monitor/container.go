@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -378,5 +379,15 @@ func (c *container) remove() error {
 	if p != nil {
 		p.closeAll()
 	}
-	return os.RemoveAll(c.dir)
+	// Only our own files: the directory may be shared, and a recursive delete must never be able to walk
+	// into something mounted below it.
+	for _, f := range []string{c.attachSocket(), filepath.Join(c.dir, "monitor.json")} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	if err := os.Remove(c.dir); err != nil && !os.IsNotExist(err) && !errors.Is(err, unix.ENOTEMPTY) {
+		return err
+	}
+	return nil
 }
