@@ -57,7 +57,9 @@ func run(m *testing.M) (int, error) {
 	env.berthd = filepath.Join(env.tmp, "berthd")
 	env.berth = filepath.Join(env.tmp, "berth")
 	for bin, pkg := range map[string]string{env.berthd: "../cmd/berthd", env.berth: "../cmd/berth"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		cmd := exec.Command("go", "build", "-ldflags", "-s -w", "-o", bin, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds them
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return 1, fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 		}
