@@ -57,8 +57,9 @@ func run(m *testing.M) (int, error) {
 	env.berthd = filepath.Join(env.tmp, "berthd")
 	env.berth = filepath.Join(env.tmp, "berth")
 	for bin, pkg := range map[string]string{env.berthd: "../cmd/berthd", env.berth: "../cmd/berth"} {
-		cmd := exec.Command("go", "build", "-ldflags", "-s -w", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds them
+		// As the Makefile builds them: static, with cgo for exec's namespace-joining constructor.
+		cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-s -w -extldflags -static", "-o", bin, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return 1, fmt.Errorf("building %s: %v\n%s", pkg, err, out)

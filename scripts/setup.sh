@@ -10,10 +10,12 @@ cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "setup.sh: Go 1.26+ is needed to build Berth (https://go.dev/dl)" >&2; exit 1; }
 
-if ! [ -x /bin/busybox ] || ! command -v runc >/dev/null; then
-  echo "== installing packages (busybox-static, runc)"
+# gcc and libc6-dev: berthd has a small C constructor (exec joins a container's namespaces before the
+# Go runtime starts) and is linked statically.
+if ! [ -x /bin/busybox ] || ! command -v runc >/dev/null || ! command -v gcc >/dev/null || ! [ -f /usr/lib/x86_64-linux-gnu/libc.a ]; then
+  echo "== installing packages (busybox-static, runc, gcc, libc6-dev)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static runc >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static runc gcc libc6-dev >/dev/null
 fi
 
 echo "== building"

@@ -2,24 +2,31 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 )
 
-// monitorMain runs the supervisor process with Berth's own runtime as its builtin launcher.
+// monitorMain runs the supervisor process with Berth's own runtime as its builtin launcher. The launcher
+// keeps a spare container init ready (linux.Pool), so a default start skips the init's exec.
 func monitorMain(args []string) {
-	os.Exit(monitor.Main(args, builtinLauncher{}))
+	pool := linux.NewPool("")
+	code := monitor.Main(args, builtinLauncher{pool})
+	if err := pool.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "berth-monitor:", err)
+	}
+	os.Exit(code)
 }
 
 // builtinLauncher starts containers with internal/runtime/linux: the container's init is the monitor's
-// direct child (this binary re-executed as berth-init), so the monitor reaps it and reads its real exit
-// status, OOM kill included.
-type builtinLauncher struct{}
+// direct child (this binary re-executed as berth-init, or a spare of the pool), so the monitor reaps it
+// and reads its real exit status, OOM kill included.
+type builtinLauncher struct{ pool *linux.Pool }
 
-func (builtinLauncher) Launch(ctx context.Context, id, bundle, runtime string, stdio monitor.Stdio) (monitor.Proc, error) {
-	p, err := linux.Spawn(ctx, linux.SpawnOptions{
+func (l builtinLauncher) Launch(ctx context.Context, id, bundle, runtime string, stdio monitor.Stdio) (monitor.Proc, error) {
+	p, err := l.pool.Spawn(ctx, linux.SpawnOptions{
 		ID: id, Bundle: bundle,
 		Stdio: linux.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr},
 	})
@@ -33,6 +40,7 @@ type proc struct{ p *linux.Process }
 
 func (p proc) Pid() int { return p.p.Pid() }
 
+// Wait returns once the exit status and OOM state are known; the cgroup is removed in the background.
 func (p proc) Wait() (monitor.ExitStatus, error) {
 	st, err := p.p.Wait()
 	return monitor.ExitStatus{Code: st.Code, Signal: st.Signal, OOMKilled: st.OOMKilled}, err

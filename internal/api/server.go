@@ -28,6 +28,9 @@ type Config struct {
 	Images     ImageBackend
 	Containers ContainerBackend
 	System     SystemBackend
+	// Events serves GET /events (lifecycle.go); the lifecycle routes use Containers when it implements
+	// LifecycleBackend.
+	Events EventsBackend
 	// Version is served by GET /version; empty API, OS, arch and Go fields are filled in.
 	Version types.Version
 	// Logger receives one debug line per request and every internal (500) error; nil discards.
@@ -39,6 +42,7 @@ type Server struct {
 	images     ImageBackend
 	containers ContainerBackend
 	system     SystemBackend
+	events     EventsBackend
 	version    types.Version
 	log        *slog.Logger
 	routes     []route
@@ -63,12 +67,13 @@ func New(cfg Config) *Server {
 		images:     cfg.Images,
 		containers: cfg.Containers,
 		system:     cfg.System,
+		events:     cfg.Events,
 		version:    completeVersion(cfg.Version),
 		log:        log,
 		stop:       make(chan struct{}),
 		hijacked:   make(map[net.Conn]struct{}),
 	}
-	s.routes = s.routeTable()
+	s.routes = append(append(s.routeTable(), s.lifecycleRoutes()...), s.filesystemRoutes()...)
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -9,17 +10,24 @@ import (
 	"syscall"
 
 	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/moby/term"
 )
 
+// errDetached is what a session's channel yields when the user typed the detach keys: the container
+// keeps running and berth exits 0, as docker does.
+var errDetached = errors.New("detached from the container")
+
+// defaultDetachKeys is docker's ctrl-p,ctrl-q.
+var defaultDetachKeys = []byte{16, 17}
+
 // pumpStreams copies a hijacked attach connection to the user's streams. The returned channel yields
-// once all output is copied (the container closed its side); stdin is pumped in the background and the
-// connection's write side is closed on EOF so the container sees EOF too.
-func pumpStreams(resp types.HijackedResponse, tty bool, in io.Reader, out, errw io.Writer) <-chan error {
-	done := make(chan error, 1)
+// once all output is copied (the container closed its side), or errDetached as soon as the user types
+// the detach keys on a TTY (keys in docker's notation; "" for ctrl-p,ctrl-q). stdin is pumped in the
+// background and the connection's write side is closed on EOF so the container sees EOF too.
+func pumpStreams(resp types.HijackedResponse, tty bool, in io.Reader, out, errw io.Writer, detachKeys string) <-chan error {
+	done := make(chan error, 2)
 	go func() {
 		var err error
 		if tty {
@@ -30,8 +38,21 @@ func pumpStreams(resp types.HijackedResponse, tty bool, in io.Reader, out, errw 
 		done <- err
 	}()
 	if in != nil {
+		if tty {
+			keys := defaultDetachKeys
+			if b, err := term.ToBytes(detachKeys); err == nil && len(b) > 0 {
+				keys = b
+			}
+			in = term.NewEscapeProxy(in, keys)
+		}
 		go func() {
-			_, _ = io.Copy(resp.Conn, in)
+			_, err := io.Copy(resp.Conn, in)
+			var esc term.EscapeError
+			if errors.As(err, &esc) {
+				done <- errDetached
+				resp.Close()
+				return
+			}
 			_ = resp.CloseWrite()
 		}()
 	}
@@ -60,17 +81,49 @@ func makeRaw(in io.Reader) func() {
 	return func() { _ = term.RestoreTerminal(fd, st) }
 }
 
-// resizeToTerminal gives the container's TTY the size of the user's terminal.
-func resizeToTerminal(ctx context.Context, c *client.Client, id string, out io.Writer) {
+// watchTerminalSize gives a TTY the size of the user's terminal now and after every SIGWINCH, through
+// resize (the container's or an exec's resize endpoint), until the returned stop is called.
+func watchTerminalSize(ctx context.Context, out io.Writer, resize func(ctx context.Context, height, width uint) error) (stop func()) {
 	fd, ok := terminalFd(out)
 	if !ok {
-		return
+		return func() {}
+	}
+	apply := func() {
+		if ws, err := term.GetWinsize(fd); err == nil && ws.Height > 0 {
+			_ = resize(ctx, uint(ws.Height), uint(ws.Width))
+		}
+	}
+	apply()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGWINCH)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				apply()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(quit)
+	}
+}
+
+// terminalSize is the user's terminal as [height, width], for ConsoleSize; nil when out is no terminal.
+func terminalSize(out io.Writer) *[2]uint {
+	fd, ok := terminalFd(out)
+	if !ok {
+		return nil
 	}
 	ws, err := term.GetWinsize(fd)
 	if err != nil || ws.Height == 0 {
-		return
+		return nil
 	}
-	_ = c.ContainerResize(ctx, id, container.ResizeOptions{Height: uint(ws.Height), Width: uint(ws.Width)})
+	return &[2]uint{uint(ws.Height), uint(ws.Width)}
 }
 
 // proxySignals forwards the signals a user sends berth to the container (docker's --sig-proxy), so ^C

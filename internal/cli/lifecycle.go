@@ -55,7 +55,7 @@ func newStartCommand(e *env) *cobra.Command {
 				if len(args) > 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
 				}
-				return startAttached(ctx, e, args[0], interactive)
+				return startAttached(ctx, e, args[0], interactive, detachKeys)
 			}
 			failed := forEach(ctx, e, args, func(c *client.Client, name string) error {
 				return c.ContainerStart(ctx, name, container.StartOptions{})
@@ -70,7 +70,7 @@ func newStartCommand(e *env) *cobra.Command {
 }
 
 // startAttached is `start -a`: like run's attach/wait/start sequence, for an existing container.
-func startAttached(ctx context.Context, e *env, name string, interactive bool) error {
+func startAttached(ctx context.Context, e *env, name string, interactive bool, detachKeys string) error {
 	var info container.InspectResponse
 	err := e.do(ctx, func(c *client.Client) error {
 		var err error
@@ -82,7 +82,7 @@ func startAttached(ctx context.Context, e *env, name string, interactive bool) e
 	}
 	c, _ := e.api()
 	withStdin := interactive && info.Config.OpenStdin
-	resp, err := c.ContainerAttach(ctx, info.ID, container.AttachOptions{Stream: true, Stdin: withStdin, Stdout: true, Stderr: true})
+	resp, err := c.ContainerAttach(ctx, info.ID, container.AttachOptions{Stream: true, Stdin: withStdin, Stdout: true, Stderr: true, DetachKeys: detachKeys})
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func startAttached(ctx context.Context, e *env, name string, interactive bool) e
 	if !withStdin {
 		in = nil
 	}
-	done := pumpStreams(resp, info.Config.Tty, in, e.Out, e.Err)
+	done := pumpStreams(resp, info.Config.Tty, in, e.Out, e.Err, detachKeys)
 	cond := container.WaitConditionNextExit
 	if info.HostConfig != nil && info.HostConfig.AutoRemove {
 		cond = container.WaitConditionRemoved
@@ -108,9 +108,13 @@ func startAttached(ctx context.Context, e *env, name string, interactive bool) e
 	if !info.Config.Tty {
 		defer proxySignals(ctx, c, info.ID)()
 	} else {
-		resizeToTerminal(ctx, c, info.ID, e.Out)
+		defer watchTerminalSize(ctx, e.Out, func(ctx context.Context, h, w uint) error {
+			return c.ContainerResize(ctx, info.ID, container.ResizeOptions{Height: h, Width: w})
+		})()
 	}
-	<-done
+	if err := <-done; errors.Is(err, errDetached) {
+		return nil
+	}
 	return waitResult(statusCh, errCh)
 }
 

@@ -118,6 +118,9 @@ func newRootCommand(e *env) *cobra.Command {
 		newRunCommand, newCreateCommand, newStartCommand, newStopCommand, newKillCommand, newRmCommand,
 		newWaitCommand, newRenameCommand, newRestartCommand, newLogsCommand,
 	}
+	containerCmds = append(containerCmds, lifecycleCommands...)
+	containerCmds = append(containerCmds, newExecCommand, newAttachCommand)
+	containerCmds = append(containerCmds, filesystemCommands...)
 	imageCmds := []func(*env) *cobra.Command{
 		newImportCommand, newLoadCommand, newSaveCommand, newTagCommand, newHistoryCommand,
 	}
@@ -154,6 +157,8 @@ func newRootCommand(e *env) *cobra.Command {
 	sys := &cobra.Command{Use: "system", Short: "Manage Berth", Args: noArgs, RunE: showHelp}
 	sysInfo := newInfoCommand(e)
 	sys.AddCommand(sysInfo)
+	root.AddCommand(newEventsCommand(e))
+	sys.AddCommand(newEventsCommand(e))
 	root.AddCommand(sys)
 
 	walk(root, func(c *cobra.Command) {

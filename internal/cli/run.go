@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -12,19 +13,21 @@ import (
 
 func newRunCommand(e *env) *cobra.Command {
 	var detach, sigProxy bool
+	var detachKeys string
 	var opts *containerOptions
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create and run a new container from an image",
 		Args:  runArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runContainer(cmd.Context(), e, opts, args[0], args[1:], detach, sigProxy)
+			return runContainer(cmd.Context(), e, opts, args[0], args[1:], detach, sigProxy, detachKeys)
 		},
 	}
 	fs := cmd.Flags()
 	fs.SetInterspersed(false)
 	fs.BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
 	fs.BoolVar(&sigProxy, "sig-proxy", true, "Proxy received signals to the process")
+	fs.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	opts = addContainerFlags(fs)
 	return cmd
 }
@@ -95,12 +98,18 @@ func createFromRequest(ctx context.Context, e *env, req *createRequest, cmdName 
 // runContainer is `berth run`: the hot path, kept to create, attach, wait, start (four requests) and
 // laid out here as that sequence. Attach and wait are set up before start so no output and no exit
 // is missed, whatever the container's speed.
-func runContainer(ctx context.Context, e *env, opts *containerOptions, image string, args []string, detach, sigProxy bool) error {
+func runContainer(ctx context.Context, e *env, opts *containerOptions, image string, args []string, detach, sigProxy bool, detachKeys string) error {
 	req, err := opts.toConfig(image, args, e.lookup)
 	if err != nil {
 		return runError("run", err)
 	}
 	cfg := req.Config
+	if cfg.Tty && req.HostConfig.ConsoleSize == [2]uint{} {
+		// The initial size travels with create, so the first output already fits the terminal.
+		if size := terminalSize(e.Out); size != nil {
+			req.HostConfig.ConsoleSize = *size
+		}
+	}
 	if detach {
 		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr, cfg.StdinOnce = false, false, false, false
 	}
@@ -125,6 +134,7 @@ func runContainer(ctx context.Context, e *env, opts *containerOptions, image str
 	if cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr {
 		resp, err := c.ContainerAttach(ctx, id, container.AttachOptions{
 			Stream: true, Stdin: cfg.AttachStdin, Stdout: cfg.AttachStdout, Stderr: cfg.AttachStderr,
+			DetachKeys: detachKeys,
 		})
 		if err != nil {
 			return runError("run", err)
@@ -138,7 +148,7 @@ func runContainer(ctx context.Context, e *env, opts *containerOptions, image str
 		if cfg.AttachStdin {
 			in = e.In
 		}
-		streamDone = pumpStreams(resp, cfg.Tty, in, e.Out, e.Err)
+		streamDone = pumpStreams(resp, cfg.Tty, in, e.Out, e.Err, detachKeys)
 	}
 
 	// 2. Wait before start: "next-exit" cannot miss an exit that happens later, and "removed" (for --rm)
@@ -156,7 +166,9 @@ func runContainer(ctx context.Context, e *env, opts *containerOptions, image str
 		return runStartError(err)
 	}
 	if cfg.Tty {
-		resizeToTerminal(ctx, c, id, e.Out)
+		defer watchTerminalSize(ctx, e.Out, func(ctx context.Context, h, w uint) error {
+			return c.ContainerResize(ctx, id, container.ResizeOptions{Height: h, Width: w})
+		})()
 	} else if sigProxy {
 		stop := proxySignals(ctx, c, id)
 		defer stop()
@@ -164,7 +176,9 @@ func runContainer(ctx context.Context, e *env, opts *containerOptions, image str
 
 	// 4. Drain output, then report the exit code.
 	if streamDone != nil {
-		<-streamDone
+		if err := <-streamDone; errors.Is(err, errDetached) {
+			return nil // the container keeps running
+		}
 	}
 	return waitResult(statusCh, waitErrCh)
 }

@@ -18,6 +18,8 @@ import (
 // AttachOptions selects the streams of an attach.
 type AttachOptions struct {
 	Stdin, Stdout, Stderr, Stream, Logs bool
+	// DetachKeys ends the session (not the container) when typed on a TTY's stdin; "" for ctrl-p,ctrl-q.
+	DetachKeys string
 }
 
 // pendingAttach is an attach that arrived before the container's process exists (docker run attaches,
@@ -84,10 +86,10 @@ func (s *Service) Attach(ctx context.Context, ref string, opts AttachOptions) (f
 
 func (s *Service) attach(ctx context.Context, c *ctr, opts AttachOptions, conn net.Conn, p *pendingAttach) error {
 	c.mu.Lock()
-	id, logPath := c.rec.ID, c.rec.LogPath
+	id, logPath, tty := c.rec.ID, c.rec.LogPath, c.rec.Config.Tty
 	c.mu.Unlock()
 	if opts.Logs {
-		err := logs.Read(ctx, logPath, logs.ReadOptions{Stdout: opts.Stdout, Stderr: opts.Stderr, Tail: -1}, conn, nil)
+		err := logs.Read(ctx, logPath, logs.ReadOptions{Stdout: opts.Stdout, Stderr: opts.Stderr, Tail: -1}, ttyWriter(conn, tty), nil)
 		if err != nil {
 			return err
 		}
@@ -123,8 +125,9 @@ func (s *Service) attach(ctx context.Context, c *ctr, opts AttachOptions, conn n
 		// other read error means the client is gone.
 		var err error
 		if opts.Stdin {
-			_, err = io.Copy(mc, conn)
-			_ = mc.CloseWrite()
+			if err = copyInput(mc, conn, tty, opts.DetachKeys); err == nil {
+				_ = mc.CloseWrite()
+			}
 		} else {
 			_, err = io.Copy(io.Discard, conn)
 		}
@@ -166,13 +169,13 @@ func (s *Service) Logs(ctx context.Context, ref string, opts container.LogsOptio
 		return errdefs.InvalidParameter(err)
 	}
 	c.mu.Lock()
-	logPath := c.rec.LogPath
+	logPath, tty := c.rec.LogPath, c.rec.Config.Tty
 	stopped := c.exited
 	if !c.running() || stopped == nil {
 		stopped = closedChan
 	}
 	c.mu.Unlock()
-	return logs.Read(ctx, logPath, ro, w, stopped)
+	return logs.Read(ctx, logPath, ro, ttyWriter(w, tty), stopped)
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -199,10 +202,4 @@ func parseTimestamp(v string) (time.Time, error) {
 		}
 	}
 	return time.Unix(s, ns), nil
-}
-
-// Resize is accepted for compatibility; TTY sizing arrives with TTY support.
-func (s *Service) Resize(ctx context.Context, ref string, height, width uint) error {
-	_, err := s.get(ref)
-	return err
 }

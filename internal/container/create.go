@@ -94,6 +94,7 @@ func (s *Service) Create(ctx context.Context, name string, cfg *container.Config
 	s.mu.Lock()
 	s.byID[id] = c
 	s.mu.Unlock()
+	s.setMeta(id, &rec)
 	s.event("create", id, map[string]string{"name": name, "image": cfg.Image})
 	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
 }

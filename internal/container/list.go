@@ -25,7 +25,12 @@ func fmtTime(t time.Time) string {
 func statusText(st state, now time.Time) string {
 	switch st.Status {
 	case "running":
+		if st.Paused {
+			return "Up " + units.HumanDuration(now.Sub(st.StartedAt)) + " (Paused)"
+		}
 		return "Up " + units.HumanDuration(now.Sub(st.StartedAt))
+	case "restarting":
+		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(st.FinishedAt)))
 	case "exited":
 		if st.FinishedAt.IsZero() {
 			return fmt.Sprintf("Exited (%d)", st.ExitCode)
@@ -83,10 +88,10 @@ func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f fi
 		c.mu.Lock()
 		r := c.rec
 		c.mu.Unlock()
-		if !all && r.State.Status != "running" && limit <= 0 {
+		if !all && r.State.Status != "running" && r.State.Status != "restarting" && limit <= 0 {
 			continue
 		}
-		if !f.ExactMatch("status", r.State.Status) ||
+		if !f.ExactMatch("status", r.State.status()) ||
 			!f.MatchKVList("label", r.Config.Labels) ||
 			(f.Contains("id") && !matchPrefix(f.Get("id"), r.ID)) ||
 			(f.Contains("name") && !f.Match("name", r.Name)) ||
@@ -131,7 +136,7 @@ func summary(r *record, now time.Time) container.Summary {
 		Created: r.Created.Unix(),
 		Ports:   []container.Port{},
 		Labels:  r.Config.Labels,
-		State:   container.ContainerState(r.State.Status),
+		State:   container.ContainerState(r.State.status()),
 		Status:  statusText(r.State, now),
 		Mounts:  []container.MountPoint{},
 	}
@@ -153,8 +158,10 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*container.InspectRe
 	r := c.rec
 	c.mu.Unlock()
 	st := &container.State{
-		Status:     container.ContainerState(r.State.Status),
-		Running:    r.State.Status == "running",
+		Status:     container.ContainerState(r.State.status()),
+		Running:    r.State.Status == "running" || r.State.Status == "restarting",
+		Paused:     r.State.Status == "running" && r.State.Paused,
+		Restarting: r.State.Status == "restarting",
 		Dead:       r.State.Status == "dead",
 		OOMKilled:  r.State.OOMKilled,
 		Pid:        r.State.Pid,

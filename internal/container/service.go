@@ -41,6 +41,14 @@ type Service struct {
 	mu    sync.Mutex
 	byID  map[string]*ctr
 	names map[string]string // name -> id
+	// meta holds what every event about a container carries (name, image, labels). It lives under s.mu,
+	// not c.mu, because events are sent from code that holds c.mu.
+	meta map[string]eventMeta
+}
+
+type eventMeta struct {
+	name, image string
+	labels      map[string]string
 }
 
 // New loads every container record and returns the service. Call Restore to reconcile them with the
@@ -54,7 +62,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, byID: map[string]*ctr{}, names: map[string]string{}}
+	s := &Service{cfg: cfg, log: cfg.Logger, byID: map[string]*ctr{}, names: map[string]string{}, meta: map[string]eventMeta{}}
 	recs, err := loadRecords(cfg.DB)
 	if err != nil {
 		return nil, err
@@ -63,14 +71,51 @@ func New(cfg Config) (*Service, error) {
 		c := &ctr{rec: r}
 		s.byID[r.ID] = c
 		s.names[r.Name] = r.ID
+		s.meta[r.ID] = metaOf(&r)
 	}
 	return s, nil
 }
 
+// event reports a container event with Docker's attributes: the container's labels, image and name,
+// then attrs (exitCode, signal, ...) on top.
 func (s *Service) event(action, id string, attrs map[string]string) {
-	if s.cfg.Events != nil {
-		s.cfg.Events(action, id, attrs)
+	if s.cfg.Events == nil {
+		return
 	}
+	s.mu.Lock()
+	m, ok := s.meta[id]
+	s.mu.Unlock()
+	out := map[string]string{}
+	if ok {
+		for k, v := range m.labels {
+			out[k] = v
+		}
+		out["image"] = m.image
+		out["name"] = m.name
+	}
+	for k, v := range attrs {
+		out[k] = v
+	}
+	s.cfg.Events(action, id, out)
+}
+
+func metaOf(r *record) eventMeta {
+	m := eventMeta{name: r.Name, image: r.ImageRef}
+	if r.Config != nil {
+		m.labels = r.Config.Labels
+	}
+	return m
+}
+
+// setMeta records (or, with r nil, forgets) what events about id carry.
+func (s *Service) setMeta(id string, r *record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r == nil {
+		delete(s.meta, id)
+		return
+	}
+	s.meta[id] = metaOf(r)
 }
 
 // get finds a container by full ID, name (with or without "/") or unique ID prefix.
@@ -170,8 +215,8 @@ func (s *Service) dataDir(id string) string   { return filepath.Join(s.cfg.Root,
 func (s *Service) Counts() (running, paused, stopped int) {
 	for _, c := range s.all() {
 		c.mu.Lock()
-		switch c.rec.State.Status {
-		case "running":
+		switch c.rec.State.status() {
+		case "running", "restarting":
 			running++
 		case "paused":
 			paused++

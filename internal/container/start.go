@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/cgroups"
 	"github.com/berth-dev/berth/internal/runtime/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -24,11 +25,16 @@ func (s *Service) Start(ctx context.Context, ref string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch c.rec.State.Status {
-	case "running":
+	case "running", "restarting":
 		return errdefs.NotModified(fmt.Errorf("container %s is already running", c.rec.ID))
 	case "removing", "dead":
 		return errdefs.Conflict(fmt.Errorf("container is marked for removal and cannot be started"))
 	}
+	// A start by the user begins a new life for the restart policy, as in Docker.
+	c.cancelRestart()
+	c.rec.ManuallyStopped = false
+	c.rec.RestartCount = 0
+	c.backoff = 0
 	if err := s.start(ctx, c); err != nil {
 		c.rec.State.Error = err.Error()
 		c.rec.State.ExitCode = exitCodeForStartError(err)
@@ -101,6 +107,7 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 		return startError(err)
 	}
 	c.rec.State = state{Status: "running", Pid: pid, StartedAt: time.Now().UTC()}
+	c.noRestart = false
 	if err := saveRecord(s.cfg.DB, &c.rec); err != nil {
 		s.log.Error("saving container state", "id", id, "err", err)
 	}
@@ -194,13 +201,29 @@ func (s *Service) handleExit(e Exit) {
 		c.mu.Unlock()
 		return
 	}
+	wasPaused := c.rec.State.Paused
 	c.rec.State.Status = "exited"
+	c.rec.State.Paused = false
 	c.rec.State.Pid = 0
 	c.rec.State.ExitCode = e.ExitCode
 	c.rec.State.OOMKilled = e.OOMKilled
 	c.rec.State.FinishedAt = e.FinishedAt
 	if c.rec.State.FinishedAt.IsZero() {
 		c.rec.State.FinishedAt = time.Now().UTC()
+	}
+	if wasPaused {
+		// Something killed the frozen container behind our back; a frozen cgroup would hang its next run.
+		if cg, err := cgroups.New(cgroupPath(c.rec.ID)); err == nil {
+			_ = cg.Thaw()
+		}
+	}
+	restart := !c.noRestart && !c.rec.HostConfig.AutoRemove &&
+		policyWants(c.rec.HostConfig.RestartPolicy, e.ExitCode, c.rec.RestartCount, c.rec.ManuallyStopped)
+	var delay time.Duration
+	if restart {
+		delay = c.nextBackoff(c.rec.State.FinishedAt.Sub(c.rec.State.StartedAt))
+		c.rec.RestartCount++
+		c.rec.State.Status = "restarting"
 	}
 	if err := s.cfg.Rootfs.Unmount(s.rootfsDir(c.rec.ID)); err != nil {
 		s.log.Warn("unmounting container rootfs", "id", c.rec.ID, "err", err)
@@ -222,8 +245,11 @@ func (s *Service) handleExit(e Exit) {
 	if e.OOMKilled {
 		s.event("oom", c.rec.ID, map[string]string{"name": c.rec.Name})
 	}
-	c.mu.Unlock()
 	s.event("die", e.ID, attrs)
+	if restart {
+		s.scheduleRestart(c, delay)
+	}
+	c.mu.Unlock()
 	if autoRemove {
 		s.autoRemove(e.ID)
 	}
@@ -272,7 +298,11 @@ func (s *Service) Restore(ctx context.Context) error {
 	ready := make(chan struct{})
 	go s.watchExits(ctx, ready)
 	<-ready
-	return s.reconcile(ctx)
+	if err := s.reconcile(ctx); err != nil {
+		return err
+	}
+	s.autoStart(ctx)
+	return nil
 }
 
 func (s *Service) reconcile(ctx context.Context) error {

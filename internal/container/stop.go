@@ -47,7 +47,17 @@ func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 		}
 	}
 	c.mu.Lock()
-	running, id := c.running(), c.rec.ID
+	running, id, paused := c.running(), c.rec.ID, c.rec.State.Paused
+	ending := shouldCancelOnKill(sig, c.rec.Config.StopSignal)
+	if c.rec.State.Status == "restarting" {
+		c.mu.Unlock()
+		return errRestarting(id)
+	}
+	if running && ending {
+		c.noRestart = true
+		c.rec.ManuallyStopped = true
+		_ = saveRecord(s.cfg.DB, &c.rec)
+	}
 	c.mu.Unlock()
 	if !running {
 		return errdefs.Conflict(fmt.Errorf("cannot kill container: %s: container %s is not running", ref, id))
@@ -56,6 +66,10 @@ func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 		return err
 	}
 	s.event("kill", id, map[string]string{"signal": fmt.Sprint(int(sig))})
+	if paused && ending {
+		// The signal waits in the frozen task; thawing delivers it.
+		return s.unpauseForExit(c)
+	}
 	return nil
 }
 
@@ -73,6 +87,23 @@ func (s *Service) Stop(ctx context.Context, ref, signal string, timeout *int) er
 	t := 10
 	if c.rec.Config.StopTimeout != nil {
 		t = *c.rec.Config.StopTimeout
+	}
+	switch c.rec.State.Status {
+	case "restarting":
+		// Waiting for its policy restart: stopping it just cancels that.
+		c.cancelRestart()
+		c.rec.State.Status = "exited"
+		c.rec.ManuallyStopped = true
+		_ = saveRecord(s.cfg.DB, &c.rec)
+		c.notify()
+		c.mu.Unlock()
+		s.event("stop", id, nil)
+		return nil
+	case "running":
+		// Set before the signal: the exit it causes must not trigger the restart policy.
+		c.noRestart = true
+		c.rec.ManuallyStopped = true
+		_ = saveRecord(s.cfg.DB, &c.rec)
 	}
 	c.mu.Unlock()
 	if !running {
@@ -98,6 +129,12 @@ func (s *Service) Stop(ctx context.Context, ref, signal string, timeout *int) er
 func (s *Service) stopWith(ctx context.Context, id string, exited <-chan struct{}, sig syscall.Signal, timeout int) error {
 	if err := s.cfg.Monitor.Kill(ctx, id, int(sig)); err != nil && !isGone(err) {
 		return err
+	}
+	// A paused container gets the signal once thawed.
+	if c, err := s.get(id); err == nil {
+		if err := s.unpauseForExit(c); err != nil {
+			return err
+		}
 	}
 	if timeout < 0 {
 		select {
@@ -142,6 +179,16 @@ func (s *Service) Remove(ctx context.Context, ref string, force, removeVolumes b
 	if c.rec.State.Status == "removing" {
 		c.mu.Unlock()
 		return errdefs.Conflict(fmt.Errorf("removal of container %s is already in progress", ref))
+	}
+	if c.rec.State.Status == "restarting" {
+		if !force {
+			c.mu.Unlock()
+			return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is restarting: stop the container before removing or force remove", c.rec.Name))
+		}
+		c.cancelRestart()
+	}
+	if c.running() && force {
+		c.noRestart = true
 	}
 	if c.running() {
 		if !force {
@@ -191,6 +238,7 @@ func (s *Service) Remove(ctx context.Context, ref string, force, removeVolumes b
 	c.notify()
 	c.mu.Unlock()
 	s.event("destroy", r.ID, map[string]string{"name": r.Name})
+	s.setMeta(r.ID, nil)
 	return nil
 }
 
@@ -264,6 +312,7 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 		return err
 	}
 	s.releaseName(old, c.rec.ID)
+	s.setMeta(c.rec.ID, &c.rec)
 	s.event("rename", c.rec.ID, map[string]string{"oldName": "/" + old, "name": c.rec.Name})
 	return nil
 }

@@ -30,14 +30,19 @@ type record struct {
 	Networking   *network.NetworkingConfig `json:",omitempty"`
 	State        state
 	RestartCount int
-	LogPath      string
-	HostnamePath string
-	HostsPath    string
-	ResolvPath   string
+	// ManuallyStopped is set by stop and cleared by start: it keeps unless-stopped (and, until berthd
+	// restarts, every policy) from bringing the container back.
+	ManuallyStopped bool `json:",omitempty"`
+	LogPath         string
+	HostnamePath    string
+	HostsPath       string
+	ResolvPath      string
 }
 
 type state struct {
-	Status     string // created, running, exited, removing, dead
+	Status string // created, running, restarting, exited, removing, dead
+	// Paused is set on a running container whose cgroup is frozen; users see status "paused".
+	Paused     bool `json:",omitempty"`
 	Pid        int
 	ExitCode   int
 	OOMKilled  bool
@@ -59,6 +64,12 @@ type ctr struct {
 	pending []*pendingAttach
 	// starting is set while Start is in progress, so a second Start or a Remove waits their turn.
 	busy bool
+	// restart policy bookkeeping, in memory as in Docker: the current backoff and a generation counter
+	// that invalidates a scheduled restart when stop, start or rm intervene.
+	backoff    time.Duration
+	restartGen int
+	// noRestart is set by stop and kill: the run they end is not restarted, whatever the policy.
+	noRestart bool
 }
 
 // changedCh returns the channel closed at the next state change. c.mu must be held.
@@ -78,6 +89,14 @@ func (c *ctr) notify() {
 }
 
 func (c *ctr) running() bool { return c.rec.State.Status == "running" }
+
+// status is the status users see: a frozen running container is "paused".
+func (st state) status() string {
+	if st.Status == "running" && st.Paused {
+		return "paused"
+	}
+	return st.Status
+}
 
 func saveRecord(db *bolt.DB, r *record) error {
 	data, err := json.Marshal(r)

@@ -3,17 +3,21 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/snapshot"
 	dcontainer "github.com/docker/docker/api/types/container"
+	eventtypes "github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	"github.com/opencontainers/go-digest"
 )
@@ -36,7 +40,7 @@ func (b containerBackend) Create(ctx context.Context, name string, cfg *dcontain
 }
 
 func (b containerBackend) Attach(ctx context.Context, id string, o api.AttachOptions) (func(net.Conn) error, error) {
-	return b.Service.Attach(ctx, id, container.AttachOptions{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Stream: o.Stream, Logs: o.Logs})
+	return b.Service.Attach(ctx, id, container.AttachOptions{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Stream: o.Stream, Logs: o.Logs, DetachKeys: o.DetachKeys})
 }
 
 // imageResolver gives the container service what it needs of an image.
@@ -135,4 +139,73 @@ func (m monitorAdapter) Attach(ctx context.Context, id string, stdin, stdout, st
 		return nil, errors.New("monitor attach did not give a unix connection")
 	}
 	return uc, nil
+}
+
+// The container service serves the pause, restart, top, stats and update routes as it is.
+var _ api.LifecycleBackend = containerBackend{}
+
+// eventsBackend serves GET /events from the event bus.
+type eventsBackend struct{ bus *events.Bus }
+
+func (b eventsBackend) Events(ctx context.Context, o api.EventOptions) (func(func(eventtypes.Message) error) error, error) {
+	opts, err := events.ParseStreamOptions(o.Since, o.Until, o.Filters)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(err)
+	}
+	return func(emit func(eventtypes.Message) error) error { return b.bus.Stream(ctx, opts, emit) }, nil
+}
+
+// The container service serves the cp, diff, export and commit routes; these two translate options.
+var _ api.FilesystemBackend = containerBackend{}
+
+func (b containerBackend) ExtractToDir(ctx context.Context, id, path string, o api.ExtractOptions, src io.Reader) error {
+	return b.Service.ExtractToDir(ctx, id, path, container.ExtractOptions{NoOverwriteDirNonDir: o.NoOverwriteDirNonDir, CopyUIDGID: o.CopyUIDGID}, src)
+}
+
+func (b containerBackend) Commit(ctx context.Context, id string, o api.CommitOptions) (string, error) {
+	return b.Service.Commit(ctx, id, container.CommitOptions{Ref: o.Ref, Comment: o.Comment, Author: o.Author, Changes: o.Changes, Pause: o.Pause, Config: o.Config})
+}
+
+// CommitImage writes a committed container's image (container.ImageCommitter).
+func (r imageResolver) CommitImage(ctx context.Context, c container.CommitImage) (string, error) {
+	id, err := r.s.Commit(ctx, image.CommitOptions{Parent: c.ParentID, Layer: c.Layer, Config: c.Config, Changes: c.Changes,
+		Ref: c.Ref, Author: c.Author, Comment: c.Comment, ContainerID: c.ContainerID})
+	return id.String(), err
+}
+
+// LayerDirs reads where a container's layer lives from the mounts the snapshotter gives it
+// (container.LayerLocator).
+func (m rootfsManager) LayerDirs(ctx context.Context, id string) (container.LayerDirs, error) {
+	mounts, err := m.sn.Mounts(ctx, id)
+	if err != nil || len(mounts) != 1 {
+		return container.LayerDirs{}, errdefs.System(fmt.Errorf("container %s: no single writable layer: %v", id, err))
+	}
+	mt := mounts[0]
+	if mt.Type == "overlay" {
+		d := container.LayerDirs{Overlay: true}
+		for _, o := range mt.Options {
+			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+				d.Upper = v
+			} else if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				d.Lowers = strings.Split(v, ":")
+			}
+		}
+		return d, nil
+	}
+	// A bind mount: the copying snapshotter's whole tree, or an overlay container of an image without
+	// layers. The image's tree, if any, is the parent snapshot's.
+	d := container.LayerDirs{Upper: mt.Source}
+	info, err := m.sn.Stat(ctx, id)
+	if err != nil || info.Parent == "" {
+		return d, err
+	}
+	pm, err := m.sn.Mounts(ctx, info.Parent)
+	if err != nil {
+		return d, err
+	}
+	if len(pm) == 1 && pm[0].Type == "bind" {
+		d.Parent = pm[0].Source
+		return d, nil
+	}
+	return d, errdefs.System(fmt.Errorf("container %s: cannot find the image's tree", id))
 }

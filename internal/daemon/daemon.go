@@ -24,11 +24,13 @@ import (
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/snapshot"
 	apiversion "github.com/docker/docker/api"
 	"github.com/docker/docker/api/types"
+	eventtypes "github.com/docker/docker/api/types/events"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,6 +55,7 @@ type Daemon struct {
 	db         *bolt.DB
 	images     *image.Service
 	containers *container.Service
+	events     *events.Bus
 	snapDriver string
 	runtimes   map[string]string
 }
@@ -99,6 +102,7 @@ func Run(ctx context.Context, opts Options) error {
 		Images:     imageBackend{d.images},
 		Containers: containerBackend{d.containers},
 		System:     systemInfo{d},
+		Events:     eventsBackend{d.events},
 		Version:    d.version(),
 		Logger:     log,
 	})
@@ -188,8 +192,10 @@ func (d *Daemon) open(ctx context.Context) error {
 	}
 
 	var cs2 *container.Service
+	d.events = events.New(0)
 	imgs, err := image.New(image.Config{
 		Root: opts.DataRoot, DB: db, Content: cs, Snapshotter: sn,
+		Events: d.events.Hook(eventtypes.ImageEventType),
 		ContainersUsing: func(id string) ([]string, []string) {
 			if cs2 == nil {
 				return nil, nil
@@ -210,6 +216,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		Monitor:  monitorAdapter{mon},
 		Runtimes: d.runtimes,
 		Logger:   d.log,
+		Events:   d.events.Hook(eventtypes.ContainerEventType),
 	})
 	if err != nil {
 		return err

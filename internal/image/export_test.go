@@ -3,8 +3,8 @@ package image
 import (
 	"testing"
 
+	"github.com/berth-dev/berth/internal/reference"
 	"github.com/berth-dev/berth/internal/snapshot"
-	"github.com/distribution/reference"
 )
 
 type snapshotInfo = snapshot.Info

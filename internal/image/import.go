@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/internal/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -60,6 +60,9 @@ func (s *Service) Import(ctx context.Context, src io.Reader, opts ImportOptions)
 			return json.Marshal(img)
 		},
 	})
+	if err == nil {
+		s.event("import", id.String(), opts.Ref)
+	}
 	return id, err
 }
 

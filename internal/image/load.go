@@ -14,7 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/internal/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
@@ -31,6 +31,7 @@ func (s *Service) Load(ctx context.Context, src io.Reader, progress func(line st
 	if progress == nil {
 		progress = func(string) {}
 	}
+	progress = s.loadEvents(progress)
 	dir, err := os.MkdirTemp(filepath.Join(s.cfg.Root, "tmp"), "load-")
 	if err != nil {
 		return errdefs.System(err)

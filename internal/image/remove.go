@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/internal/reference"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	digest "github.com/opencontainers/go-digest"
@@ -41,6 +41,7 @@ func (s *Service) Remove(ctx context.Context, refOrID string, force, noPrune boo
 		return nil, err
 	}
 	var records []image.DeleteResponse
+	defer func() { s.removeEvents(id, records) }()
 	quiet := false
 	if named != nil {
 		running, stopped := s.containersUsing(id)

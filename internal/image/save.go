@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/internal/reference"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -136,7 +136,13 @@ func (s *Service) Save(ctx context.Context, refs []string, w io.Writer) error {
 	if err := sw.json(ociLayoutFile, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}); err != nil {
 		return err
 	}
-	return sw.tw.Close()
+	if err := sw.tw.Close(); err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		s.refEvent(ctx, "save", ref)
+	}
+	return nil
 }
 
 // saveWriter writes archive members deterministically (fixed mtime, no owners) and each blob once.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/reference"
 	"github.com/berth-dev/berth/internal/snapshot"
-	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
@@ -30,6 +30,9 @@ type Config struct {
 	// ContainersUsing lists the containers created from imageID ("sha256:..."), split by whether they
 	// run. Set by the daemon; nil means no containers (tests).
 	ContainersUsing func(imageID string) (running, stopped []string)
+	// Events, when set, is told about image events (import, load, tag, untag, delete, save): the action,
+	// the image ID (or reference) and attributes ("name").
+	Events func(action, id string, attrs map[string]string)
 }
 
 // Service manages images. Writers of new images hold mu for reading while they run, so that Remove

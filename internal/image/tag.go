@@ -13,11 +13,15 @@ func (s *Service) Tag(ctx context.Context, source, target string) error {
 	if err != nil {
 		return err
 	}
-	return s.cfg.DB.Update(func(tx *bolt.Tx) error {
+	err = s.cfg.DB.Update(func(tx *bolt.Tx) error {
 		id, _, err := resolve(tx, source)
 		if err != nil {
 			return err
 		}
 		return tx.Bucket(bucketTags).Put([]byte(n.String()), []byte(id))
 	})
+	if err == nil {
+		s.refEvent(ctx, "tag", target)
+	}
+	return err
 }

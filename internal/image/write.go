@@ -16,7 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/internal/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"

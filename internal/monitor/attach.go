@@ -25,6 +25,8 @@ const (
 type attacher struct {
 	conn           *net.UnixConn
 	stdout, stderr bool
+	// raw sends output as is, without stdcopy frames: a terminal has one stream, as in Docker.
+	raw bool
 
 	mu        sync.Mutex
 	buf       []byte // framed output not written yet
@@ -64,7 +66,7 @@ func (c *container) serveAttach(conn *net.UnixConn) {
 	}
 	conn.SetReadDeadline(time.Time{})
 
-	a := &attacher{conn: conn, stdout: o.Stdout, stderr: o.Stderr, wake: make(chan struct{}, 1)}
+	a := &attacher{conn: conn, stdout: o.Stdout, stderr: o.Stderr, raw: c.opts.Tty, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
 	if c.deleted {
 		c.mu.Unlock()
@@ -127,9 +129,13 @@ func (a *attacher) signal() {
 	}
 }
 
-// send queues one frame; it never blocks.
+// send queues one frame (or, raw, the bytes alone); it never blocks.
 func (a *attacher) send(stream byte, p []byte) {
-	if (stream == logs.StreamStdout && !a.stdout) || (stream == logs.StreamStderr && !a.stderr) {
+	if a.raw {
+		if !a.stdout && !a.stderr {
+			return
+		}
+	} else if (stream == logs.StreamStdout && !a.stdout) || (stream == logs.StreamStderr && !a.stderr) {
 		return
 	}
 	a.mu.Lock()
@@ -142,8 +148,9 @@ func (a *attacher) send(stream byte, p []byte) {
 		a.mu.Unlock()
 		return
 	}
-	n := len(p)
-	a.buf = append(a.buf, stream, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	if n := len(p); !a.raw {
+		a.buf = append(a.buf, stream, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
 	a.buf = append(a.buf, p...)
 	a.mu.Unlock()
 	a.signal()

@@ -265,3 +265,88 @@ func (c *Client) Attach(ctx context.Context, id string, stdin, stdout, stderr bo
 	}
 	return conn, nil
 }
+
+// Exec starts a process in a running container. With o.Attach set, the returned connection is the
+// process's stream, connected before it started: reads give its output (stdcopy frames, or raw with a
+// TTY), writes go to its stdin, CloseWrite ends its stdin, and the monitor closes the connection once the
+// process has exited and its output is sent; its exit code is then in ExecState. Without o.Attach the
+// connection is nil and the output is discarded. A process that cannot start returns its runtime's error
+// (an InvalidParameter error for a missing or non-executable program).
+func (c *Client) Exec(ctx context.Context, o ExecOptions) (ExecState, net.Conn, error) {
+	if o.Attach == nil {
+		resp, err := c.call(ctx, request{Op: opExec, Exec: &o})
+		if err != nil {
+			return ExecState{}, nil, err
+		}
+		if resp.Exec == nil {
+			return ExecState{}, nil, errors.New("monitor: exec answered without a state")
+		}
+		return *resp.Exec, nil, nil
+	}
+	conn, err := dialUnix(ctx, SocketPath(c.execRoot))
+	if err != nil {
+		return ExecState{}, nil, errdefs.Unavailable(fmt.Errorf("monitor: %w", err))
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	b, _ := json.Marshal(request{Op: opExec, Exec: &o})
+	_, err = conn.Write(append(b, '\n'))
+	var line []byte
+	if err == nil {
+		line, err = readLineUnbuffered(conn)
+	}
+	if !stop() {
+		err = ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
+		return ExecState{}, nil, fmt.Errorf("monitor: exec in %s: %w", o.ID, err)
+	}
+	var resp response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		conn.Close()
+		return ExecState{}, nil, fmt.Errorf("monitor: bad exec answer: %w", err)
+	}
+	if resp.Error != "" {
+		conn.Close()
+		return ExecState{}, nil, responseError(resp)
+	}
+	if resp.Exec == nil {
+		conn.Close()
+		return ExecState{}, nil, errors.New("monitor: exec answered without a state")
+	}
+	return *resp.Exec, conn, nil
+}
+
+// readLineUnbuffered reads one line a byte at a time: what follows it is a stream that stays in conn.
+func readLineUnbuffered(conn net.Conn) ([]byte, error) {
+	var line []byte
+	one := make([]byte, 1)
+	for {
+		if _, err := conn.Read(one); err != nil {
+			return line, err
+		}
+		if one[0] == '\n' {
+			return line, nil
+		}
+		line = append(line, one[0])
+	}
+}
+
+// ExecState returns what the monitor knows of one exec; NotFound if it does not know it (any more).
+func (c *Client) ExecState(ctx context.Context, id, execID string) (ExecState, error) {
+	resp, err := c.call(ctx, request{Op: opExecState, CreateOptions: CreateOptions{ID: id}, ExecID: execID})
+	if err != nil {
+		return ExecState{}, err
+	}
+	if resp.Exec == nil {
+		return ExecState{}, errors.New("monitor: execState answered without a state")
+	}
+	return *resp.Exec, nil
+}
+
+// Resize sets the terminal size of a container (execID "") or of one of its execs. Sizing something
+// without a terminal does nothing.
+func (c *Client) Resize(ctx context.Context, id, execID string, height, width uint16) error {
+	_, err := c.call(ctx, request{Op: opResize, CreateOptions: CreateOptions{ID: id}, ExecID: execID, Height: height, Width: width})
+	return err
+}

@@ -42,12 +42,16 @@ type container struct {
 	endedAt   time.Time
 	io        *pipes // of the current run, or of the next one once someone attached or created it
 	attachers map[*attacher]struct{}
+	execs     map[string]*execProc // of the current run
 	deleted   bool
 }
 
-// pipes are one run's stdio: the child's ends go to the Launcher, the monitor keeps the others.
+// pipes are one run's stdio: the child's ends go to the Launcher, the monitor keeps the others. With a
+// TTY there is one terminal: its replica is all three of the child's ends, and its master is both
+// stdoutR (output) and stdinW (input); stderr does not exist apart.
 type pipes struct {
-	stdinR, stdinW   *os.File // nil without OpenStdin
+	tty              bool
+	stdinR, stdinW   *os.File // nil without OpenStdin (and no TTY)
 	stdoutR, stdoutW *os.File
 	stderrR, stderrW *os.File
 	stdinOnce        sync.Once
@@ -74,10 +78,15 @@ func newPipes(openStdin bool) (p *pipes, err error) {
 	return p, nil
 }
 
-// closeStdin gives the container EOF on stdin.
+// ttyPipes wraps a terminal as a run's stdio.
+func ttyPipes(master, replica *os.File) *pipes {
+	return &pipes{tty: true, stdinR: replica, stdinW: master, stdoutR: master, stdoutW: replica, stderrW: replica}
+}
+
+// closeStdin gives the container EOF on stdin. A terminal cannot be half-closed: its input just stops.
 func (p *pipes) closeStdin() {
 	p.stdinOnce.Do(func() {
-		if p.stdinW != nil {
+		if p.stdinW != nil && !p.tty {
 			p.stdinW.Close()
 		}
 	})
@@ -86,7 +95,7 @@ func (p *pipes) closeStdin() {
 func (p *pipes) closeChildEnds() {
 	for _, f := range []*os.File{p.stdinR, p.stdoutW, p.stderrW} {
 		if f != nil {
-			f.Close()
+			f.Close() // with a TTY the same replica three times: later closes are no-ops
 		}
 	}
 }
@@ -104,10 +113,15 @@ func (p *pipes) closeAll() {
 func newContainer(s *Server, o CreateOptions) (*container, error) {
 	c := &container{
 		s: s, opts: o, dir: containerDir(s.execRoot, o.ID),
-		status: StatusCreated, attachers: map[*attacher]struct{}{},
+		status: StatusCreated, attachers: map[*attacher]struct{}{}, execs: map[string]*execProc{},
 	}
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return nil, err
+	}
+	if o.Tty {
+		if err := mountPts(c.dir); err != nil {
+			return nil, err
+		}
 	}
 	sock := c.attachSocket()
 	os.Remove(sock)
@@ -116,8 +130,11 @@ func newContainer(s *Server, o CreateOptions) (*container, error) {
 		return nil, err
 	}
 	c.ln = ln
-	if c.io, err = newPipes(o.OpenStdin); err != nil {
+	if _, err = c.pipesLocked(); err != nil {
 		ln.Close()
+		if o.Tty {
+			_ = unmountPts(c.dir)
+		}
 		return nil, err
 	}
 	c.persist()
@@ -144,6 +161,17 @@ func (c *container) stateLocked() State {
 // pipesLocked returns the pipes of the current or next run, making them if the last run used its own up.
 func (c *container) pipesLocked() (*pipes, error) {
 	if c.io == nil {
+		if c.opts.Tty {
+			master, replica, err := newContainerPty(c.dir)
+			if err != nil {
+				return nil, err
+			}
+			if c.opts.Height > 0 && c.opts.Width > 0 {
+				_ = resizePty(master, c.opts.Height, c.opts.Width)
+			}
+			c.io = ttyPipes(master, replica)
+			return c.io, nil
+		}
 		p, err := newPipes(c.opts.OpenStdin)
 		if err != nil {
 			return nil, err
@@ -179,6 +207,7 @@ func (s *Server) start(ctx context.Context, id string) (State, error) {
 		return State{}, err
 	}
 	c.starting = true
+	c.execs = map[string]*execProc{}
 	c.mu.Unlock()
 
 	proc, logw, drained, err := c.launch(ctx, p)
@@ -221,6 +250,11 @@ func (c *container) launch(ctx context.Context, p *pipes) (Proc, *logs.Writer, c
 			return nil, nil, nil, err
 		}
 	}
+	if c.opts.Tty && builtinRuntime(c.opts.Runtime) {
+		if err := bindPtsInBundle(c.opts.Bundle, c.dir); err != nil {
+			return nil, logw, nil, fmt.Errorf("giving the container its terminal: %w", err)
+		}
+	}
 	stdin := p.stdinR
 	if stdin == nil {
 		devnull, err := os.Open(os.DevNull)
@@ -234,9 +268,12 @@ func (c *container) launch(ctx context.Context, p *pipes) (Proc, *logs.Writer, c
 	// Copy before the process runs, so its first byte is logged and seen by clients attached already.
 	drained := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go c.pump(p.stdoutR, logs.StreamStdout, "stdout", logw, &wg)
-	go c.pump(p.stderrR, logs.StreamStderr, "stderr", logw, &wg)
+	if p.stderrR != nil {
+		wg.Add(1)
+		go c.pump(p.stderrR, logs.StreamStderr, "stderr", logw, &wg)
+	}
 	go func() {
 		wg.Wait()
 		close(drained)
@@ -257,7 +294,7 @@ func (c *container) launch(ctx context.Context, p *pipes) (Proc, *logs.Writer, c
 }
 
 // pump copies one output stream into the log and to attached clients until the container and everything
-// that inherited the pipe have closed it.
+// that inherited the pipe have closed it (a terminal's master reads EIO then).
 func (c *container) pump(r *os.File, stream byte, name string, logw *logs.Writer, wg *sync.WaitGroup) {
 	defer wg.Done()
 	defer r.Close()
@@ -378,6 +415,11 @@ func (c *container) remove() error {
 	}
 	if p != nil {
 		p.closeAll()
+	}
+	if c.opts.Tty {
+		if err := unmountPts(c.dir); err != nil {
+			return err
+		}
 	}
 	// Only our own files: the directory may be shared, and a recursive delete must never be able to walk
 	// into something mounted below it.

@@ -31,6 +31,21 @@
 // monitor flushes and closes every attach connection. A client that does not read loses output beyond a
 // bounded buffer; it never slows the container or its log.
 //
+// TTY: a container created with Tty gets a devpts instance of its own, mounted by the monitor at
+// <exec-root>/containers/<id>/pts from create to delete and bound over the bundle's /dev/pts at each start,
+// so the terminal the monitor holds is the container's /dev/pts/0 and its controlling terminal. Its output
+// is one stream, logged as stdout and sent to attach clients raw (no stdcopy frames); client input goes to
+// the master. "resize" {id, execId?, height, width} sets a terminal's size (TIOCSWINSZ).
+//
+// Exec: "exec" {exec: {id, execId, process, tty, openStdin, attach?}} starts an OCI process in a running
+// container through the Execer (Berth's runtime: linux.Exec joins the init's namespaces, root and
+// cgroup). The process is the monitor's child, so its exit code is real. With attach set, the control
+// connection itself becomes the exec's stream: the answer line {"exec": {pid...}}, then its output (framed,
+// or raw with a TTY, whose terminal comes from the container's /dev/pts), with input going the other way;
+// the monitor closes it once the process has exited and its output is sent, the exit already recorded
+// ("execState" returns it). Without attach the output is discarded. Exits of execs are not events: the
+// container's exit stream stays the container's.
+//
 // Crash guarantees: containers run in their own session and are never signalled when the monitor dies, and
 // the monitor survives berthd. What a restarted monitor needs (id, bundle, log path, pid) is written to
 // <exec-root>/containers/<id>/monitor.json; re-adopting running containers after a monitor restart is not

@@ -57,10 +57,14 @@ func shortTempDir(t *testing.T) string {
 
 // startServer runs a monitor in this process. Cleanup kills every container it still runs, waits for
 // their exits, and stops it.
-func startServer(t *testing.T, l Launcher) (*Client, string) {
+func startServer(t *testing.T, l Launcher, opts ...func(*Options)) (*Client, string) {
 	t.Helper()
 	root := shortTempDir(t)
-	s, err := NewServer(Options{ExecRoot: root, Builtin: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o := Options{ExecRoot: root, Builtin: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,13 @@ type CreateOptions struct {
 	OpenStdin bool `json:"openStdin,omitempty"`
 	// StdinOnce closes the container's stdin when the first attached client closes its side.
 	StdinOnce bool `json:"stdinOnce,omitempty"`
-	// Tty is not supported yet; create refuses it rather than pretend.
+	// Tty gives the container a terminal: the monitor mounts a devpts instance for it, binds it as the
+	// container's /dev/pts, and holds the master; output is one raw stream, logged as stdout.
 	Tty bool `json:"tty,omitempty"`
+	// Height and Width are a TTY's initial size (Docker's HostConfig.ConsoleSize), applied to every run's
+	// terminal before the process starts; 0 leaves the kernel's default until a resize.
+	Height uint16 `json:"consoleHeight,omitempty"`
+	Width  uint16 `json:"consoleWidth,omitempty"`
 }
 
 // State is what the monitor knows about one container.
@@ -70,12 +75,23 @@ const (
 	opDelete = "delete"
 	opEvents = "events"
 	opPing   = "ping"
+
+	opExec      = "exec"
+	opExecState = "execState"
+	opResize    = "resize"
 )
 
 type request struct {
 	Op string `json:"op"`
 	CreateOptions
 	Signal int `json:"signal,omitempty"`
+	// Exec is the process of an "exec".
+	Exec *ExecOptions `json:"exec,omitempty"`
+	// ExecID names an exec for "execState" and "resize" (empty: the container itself).
+	ExecID string `json:"execId,omitempty"`
+	// Height and Width are a "resize"'s terminal size.
+	Height uint16 `json:"height,omitempty"`
+	Width  uint16 `json:"width,omitempty"`
 }
 
 type response struct {
@@ -83,7 +99,8 @@ type response struct {
 	// Kind carries the errdefs kind across the socket so berthd's API maps it to the right status.
 	Kind string `json:"kind,omitempty"`
 	*State
-	Containers []State `json:"containers,omitempty"`
+	Containers []State    `json:"containers,omitempty"`
+	Exec       *ExecState `json:"exec,omitempty"`
 }
 
 var kindNames = map[errdefs.Kind]string{

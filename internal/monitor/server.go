@@ -35,12 +35,16 @@ type Options struct {
 	Builtin Launcher
 	// Logger receives the monitor's own diagnostics; nil for slog.Default().
 	Logger *slog.Logger
+	// Execer starts exec'd processes; nil for Berth's own (linux.Exec), which serves containers of the
+	// builtin runtime.
+	Execer Execer
 }
 
 // Server is the monitor: it owns every registered container and serves the control socket.
 type Server struct {
 	execRoot string
 	builtin  Launcher
+	execer   Execer
 	log      *slog.Logger
 
 	mu         sync.Mutex
@@ -67,9 +71,14 @@ func NewServer(o Options) (*Server, error) {
 	if l == nil {
 		l = slog.Default()
 	}
+	ex := o.Execer
+	if ex == nil {
+		ex = builtinExecer{}
+	}
 	return &Server{
 		execRoot:   root,
 		builtin:    o.Builtin,
+		execer:     ex,
 		log:        l,
 		containers: map[string]*container{},
 		subs:       map[*subscriber]struct{}{},
@@ -176,6 +185,10 @@ func (s *Server) handle(conn *net.UnixConn) {
 		s.serveEvents(conn, br)
 		return
 	}
+	if req.Op == opExec && req.Exec != nil && req.Exec.Attach != nil {
+		s.serveExec(conn, br, *req.Exec)
+		return
+	}
 	defer conn.Close()
 	writeLine(conn, s.dispatch(req))
 }
@@ -216,6 +229,21 @@ func (s *Server) dispatch(req request) response {
 		return response{Containers: s.list()}
 	case opDelete:
 		err = s.delete(req.ID)
+	case opExec, opExecState:
+		var es ExecState
+		if req.Op == opExec && req.Exec != nil {
+			es, err = s.exec(*req.Exec)
+		} else if req.Op == opExec {
+			err = errdefs.InvalidParameter(errors.New("exec: no process given"))
+		} else {
+			es, err = s.execStateOf(req.ID, req.ExecID)
+		}
+		if err != nil {
+			return errorResponse(err)
+		}
+		return response{Exec: &es}
+	case opResize:
+		err = s.resize(req.ID, req.ExecID, req.Height, req.Width)
 	default:
 		err = errdefs.InvalidParameter(fmt.Errorf("unknown operation %q", req.Op))
 	}
@@ -263,9 +291,6 @@ func (s *Server) create(o CreateOptions) error {
 	if o.Bundle == "" {
 		return errdefs.InvalidParameter(errors.New("bundle not set"))
 	}
-	if o.Tty {
-		return errdefs.InvalidParameter(errors.New("the monitor does not support a TTY yet"))
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.containers[o.ID]; ok {
@@ -304,8 +329,11 @@ func (s *Server) kill(id string, sig int) error {
 	return c.signal(unix.Signal(sig))
 }
 
+// builtinRuntime reports whether runtime names Berth's own runtime rather than an OCI runtime binary.
+func builtinRuntime(runtime string) bool { return runtime == "" || runtime == "berth" }
+
 func (s *Server) launcherFor(runtime string) (Launcher, error) {
-	if runtime == "" || runtime == "berth" {
+	if builtinRuntime(runtime) {
 		if s.builtin == nil {
 			return nil, errors.New("the builtin runtime is not available in this monitor")
 		}

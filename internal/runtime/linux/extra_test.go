@@ -63,7 +63,7 @@ func TestStdin(t *testing.T) {
 	exe, _ := os.Executable()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := Spawn(ctx, SpawnOptions{ID: o.ID, Bundle: bundle, InitPath: exe, Stdio: Stdio{Stdin: inR, Stdout: outW}})
+	p, err := testSpawn(ctx, t, SpawnOptions{ID: o.ID, Bundle: bundle, InitPath: exe, Stdio: Stdio{Stdin: inR, Stdout: outW}})
 	inR.Close()
 	outW.Close()
 	if err != nil {
@@ -98,7 +98,7 @@ func TestCancelledStart(t *testing.T) {
 	exe, _ := os.Executable()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Spawn(ctx, SpawnOptions{ID: o.ID, Bundle: bundle, InitPath: exe}); err == nil {
+	if _, err := testSpawn(ctx, t, SpawnOptions{ID: o.ID, Bundle: bundle, InitPath: exe}); err == nil {
 		t.Fatal("cancelled spawn succeeded")
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/pids" + o.CgroupsPath); err == nil {

@@ -28,6 +28,13 @@ const (
 // it either execs the container's entrypoint or reports why not on the error pipe and exits.
 func InitMain() {
 	runtime.LockOSThread()
+	warm := len(os.Args) > 1 && os.Args[1] == spareArg
+	if warm {
+		// A spare: wait for a container's job, which leaves fds 0-4 exactly as a cold start has them.
+		if err := spareWait(); err != nil {
+			os.Exit(1)
+		}
+	}
 	unix.CloseOnExec(errFd)
 	errPipe := os.NewFile(errFd, "error-pipe")
 	syncPipe := os.NewFile(syncFd, "sync-pipe")
@@ -39,6 +46,14 @@ func InitMain() {
 	}
 	syncPipe.Close()
 
+	if warm {
+		// The spare shares the monitor's mount namespace until now, so its copy includes the rootfs
+		// and volumes mounted for this container since the spare started. unshare only affects this
+		// thread (it gets its own fs_struct), which is the one that sets up and execs.
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			reportAndExit(errPipe, kindSystem, fmt.Errorf("unshare mount namespace: %w", err))
+		}
+	}
 	if err := setupContainer(&s); err != nil {
 		reportAndExit(errPipe, kindSystem, err)
 	}

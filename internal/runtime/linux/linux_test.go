@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,15 +29,29 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 0 && os.Args[0] == InitArg0 {
 		InitMain()
 	}
+	if os.Getenv(poolHelperEnv) != "" {
+		poolHelperMain()
+	}
 	before := hostMounts()
 	code := m.Run()
+	closeTestPool()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := waitAllRemovals(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "cgroup removals still pending:", err)
+		code = 1
+	}
+	cancel()
+	// Every container's mounts live in its own mount namespace; none may appear on the host. Only our
+	// own paths count: other test binaries may mount and unmount elsewhere meanwhile.
+	for mp := range hostMounts() {
+		if _, ok := before[mp]; !ok && (strings.HasPrefix(mp, filepath.Join(os.TempDir(), "Test")) ||
+			(rootfsDir != "" && strings.HasPrefix(mp, rootfsDir))) {
+			fmt.Fprintf(os.Stderr, "mount %s appeared on the host\n", mp)
+			code = 1
+		}
+	}
 	if rootfsDir != "" {
 		_ = os.RemoveAll(rootfsDir)
-	}
-	// Every container's mounts live in its own mount namespace; none may appear on the host.
-	if after := hostMounts(); after != before {
-		fmt.Fprintf(os.Stderr, "host mount count changed: %d -> %d\n", before, after)
-		code = 1
 	}
 	for _, h := range []string{"memory", "pids", "cpu", "freezer", "systemd", "unified"} {
 		if _, err := os.Stat("/sys/fs/cgroup/" + h + "/berth-test"); err == nil {
@@ -44,12 +59,23 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	if code == 0 && os.Getenv(warmEnv) == "" && flag.Lookup("test.bench").Value.String() == "" {
+		// Every container test again, each start through a Pool's spare.
+		code = runWarm()
+	}
 	os.Exit(code)
 }
 
-func hostMounts() int {
+// hostMounts returns the mount points in our mount namespace.
+func hostMounts() map[string]struct{} {
 	b, _ := os.ReadFile("/proc/self/mountinfo")
-	return strings.Count(string(b), "\n")
+	m := map[string]struct{}{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 {
+			m[f[4]] = struct{}{}
+		}
+	}
+	return m
 }
 
 var (
@@ -92,7 +118,7 @@ func testID(t *testing.T) string {
 func cgroupPath(id string) string { return "/berth-test/" + id }
 
 // removeCgroupLeftovers makes sure nothing a test created stays behind in any hierarchy.
-func removeCgroupLeftovers(t *testing.T, id string) {
+func removeCgroupLeftovers(t testing.TB, id string) {
 	t.Cleanup(func() {
 		if cg, err := cgroups.New(cgroupPath(id)); err == nil {
 			_ = cg.Kill()
@@ -143,7 +169,7 @@ func startSpec(t *testing.T, id string, s *specs.Spec) (*Process, func() result,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := Spawn(ctx, SpawnOptions{ID: id, Bundle: bundle, InitPath: exe, Stdio: Stdio{Stdout: outW, Stderr: errW}})
+	p, err := testSpawn(ctx, t, SpawnOptions{ID: id, Bundle: bundle, InitPath: exe, Stdio: Stdio{Stdout: outW, Stderr: errW}})
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -311,8 +337,13 @@ func TestMemoryLimit(t *testing.T) {
 	if r.stdout != strconv.Itoa(64<<20)+"\n" {
 		t.Errorf("inside: %q (stderr %q)", r.stdout, r.stderr)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitCleanup(ctx); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
 	if _, err := os.Stat(p.Cgroup().Path("memory")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("cgroup not removed after Wait: %v", err)
+		t.Errorf("cgroup not removed after WaitCleanup: %v", err)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -44,60 +43,6 @@ type ExitStatus struct {
 	OOMKilled bool
 }
 
-// Process is a running container's main process, a child of the caller.
-type Process struct {
-	id   string
-	cmd  *exec.Cmd
-	cg   cgroups.Manager
-	once sync.Once
-	st   ExitStatus
-	err  error
-}
-
-// Pid is the process id in the caller's pid namespace.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
-
-// Cgroup is the container's cgroup, for stats, pause and update.
-func (p *Process) Cgroup() cgroups.Manager { return p.cg }
-
-// Signal sends sig to the container's main process.
-func (p *Process) Signal(sig syscall.Signal) error { return unix.Kill(p.Pid(), sig) }
-
-// Wait reaps the process, checks for an OOM kill, kills anything left in the cgroup and removes it.
-// It may be called more than once and from several goroutines; all get the same answer.
-func (p *Process) Wait() (ExitStatus, error) {
-	p.once.Do(func() {
-		p.st, p.err = waitStatus(p.cmd)
-		if p.cg == nil {
-			return
-		}
-		if oom, err := p.cg.OOMKilled(); err == nil && oom {
-			p.st.OOMKilled = true
-		}
-		_ = p.cg.Kill()
-		if err := p.cg.Destroy(); err != nil && p.err == nil {
-			p.err = err
-		}
-	})
-	return p.st, p.err
-}
-
-func waitStatus(cmd *exec.Cmd) (ExitStatus, error) {
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return ExitStatus{Code: -1}, err
-	}
-	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok {
-		return ExitStatus{Code: cmd.ProcessState.ExitCode()}, nil
-	}
-	if ws.Signaled() {
-		return ExitStatus{Code: 128 + int(ws.Signal()), Signal: int(ws.Signal())}, nil
-	}
-	return ExitStatus{Code: ws.ExitStatus()}, nil
-}
-
 var nsCloneFlag = map[specs.LinuxNamespaceType]uintptr{
 	specs.PIDNamespace:     unix.CLONE_NEWPID,
 	specs.MountNamespace:   unix.CLONE_NEWNS,
@@ -111,16 +56,28 @@ var nsCloneFlag = map[specs.LinuxNamespaceType]uintptr{
 // Spawn starts the container described by the bundle and returns once its entrypoint has been
 // execve'd, or with the error that stopped it (an *InitError wrapped with an errdefs kind when the init
 // itself failed). ctx bounds the start only: cancelling it later does not touch the container.
+// Spawn always starts a fresh init; a Pool's Spawn can hand the job to one started beforehand.
 func Spawn(ctx context.Context, o SpawnOptions) (*Process, error) {
-	if err := ctx.Err(); err != nil {
+	s, flags, err := prepare(ctx, o)
+	if err != nil {
 		return nil, err
+	}
+	return startInit(ctx, o, s, func(syncR, errW *os.File) (*exec.Cmd, error) {
+		return startCold(o, s, flags, syncR, errW)
+	})
+}
+
+// prepare reads and checks the bundle and works out the namespaces the init must be cloned with.
+func prepare(ctx context.Context, o SpawnOptions) (*specs.Spec, uintptr, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
 	}
 	s, err := spec.ReadBundle(o.Bundle)
 	if err != nil {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("read bundle: %w", err))
+		return nil, 0, errdefs.InvalidParameter(fmt.Errorf("read bundle: %w", err))
 	}
 	if s.Process == nil || len(s.Process.Args) == 0 || s.Root == nil || s.Linux == nil {
-		return nil, errdefs.InvalidParameter(errors.New("config.json needs process.args, root and linux"))
+		return nil, 0, errdefs.InvalidParameter(errors.New("config.json needs process.args, root and linux"))
 	}
 	if !filepath.IsAbs(s.Root.Path) {
 		s.Root.Path = filepath.Join(o.Bundle, s.Root.Path)
@@ -132,33 +89,24 @@ func Spawn(ctx context.Context, o SpawnOptions) (*Process, error) {
 			continue // cgroup is unshared by the init once it is in its cgroup; paths are joined by setns
 		}
 		if ns.Type == specs.UserNamespace {
-			return nil, errdefs.NotImplemented(errors.New("user namespaces are not supported yet"))
+			return nil, 0, errdefs.NotImplemented(errors.New("user namespaces are not supported yet"))
 		}
 		cloneFlags |= f
 	}
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Path != "" && ns.Type == specs.PIDNamespace {
-			return nil, errdefs.NotImplemented(errors.New("joining a pid namespace is not supported yet"))
+			return nil, 0, errdefs.NotImplemented(errors.New("joining a pid namespace is not supported yet"))
 		}
 	}
+	return s, cloneFlags, nil
+}
 
+// startCold forks and execs a new init for s, with the sync and error pipes as its fds 3 and 4.
+func startCold(o SpawnOptions, s *specs.Spec, cloneFlags uintptr, syncR, errW *os.File) (*exec.Cmd, error) {
 	initPath := o.InitPath
 	if initPath == "" {
 		initPath = "/proc/self/exe"
 	}
-	syncR, syncW, err := os.Pipe()
-	if err != nil {
-		return nil, errdefs.System(err)
-	}
-	defer syncR.Close()
-	defer syncW.Close()
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return nil, errdefs.System(err)
-	}
-	defer errR.Close()
-	defer errW.Close()
-
 	cmd := &exec.Cmd{
 		Path:       initPath,
 		Args:       []string{InitArg0},
@@ -172,20 +120,56 @@ func Spawn(ctx context.Context, o SpawnOptions) (*Process, error) {
 			Setsid:     true,
 		},
 	}
-	if s.Process.Terminal && o.Stdio.Stdin != nil && isTerminal(o.Stdio.Stdin) {
+	if wantsCtty(s, o.Stdio) {
 		cmd.SysProcAttr.Setctty = true
 		cmd.SysProcAttr.Ctty = 0
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, errdefs.System(fmt.Errorf("start container init: %w", err))
 	}
+	return cmd, nil
+}
+
+// wantsCtty says whether the init must make its stdin its controlling terminal.
+func wantsCtty(s *specs.Spec, stdio Stdio) bool {
+	return s.Process.Terminal && stdio.Stdin != nil && isTerminal(stdio.Stdin)
+}
+
+// startInit runs the parent's half of a container start, the same whichever way the init came to be:
+// launch gets the init going with the pipes' child ends (it owns neither), then the init is put in its
+// cgroup, released with the spec, and watched until it execs or reports an error.
+func startInit(ctx context.Context, o SpawnOptions, s *specs.Spec, launch func(syncR, errW *os.File) (*exec.Cmd, error)) (*Process, error) {
+	if s.Linux.CgroupsPath != "" {
+		// A cgroup of the same path still being removed after an earlier run would vanish under us.
+		if err := waitCgroupRemoved(ctx, s.Linux.CgroupsPath); err != nil {
+			return nil, err
+		}
+	}
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, errdefs.System(err)
+	}
+	defer syncR.Close()
+	defer syncW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, errdefs.System(err)
+	}
+	defer errR.Close()
+	defer errW.Close()
+	cmd, err := launch(syncR, errW)
+	if err != nil {
+		return nil, err
+	}
 	syncR.Close()
 	errW.Close()
 
-	p := &Process{id: o.ID, cmd: cmd}
+	p := newProcess(o.ID, cmd)
 	fail := func(err error) (*Process, error) {
 		_ = cmd.Process.Kill()
 		_, _ = p.Wait()
+		// Not the hot path: the caller may retry at once, so the cgroup must be gone when we return.
+		<-p.cleaned
 		return nil, err
 	}
 	if s.Linux.CgroupsPath != "" {
@@ -193,7 +177,7 @@ func Spawn(ctx context.Context, o SpawnOptions) (*Process, error) {
 		if err != nil {
 			return fail(errdefs.System(err))
 		}
-		p.cg = cg
+		p.cg, p.cgPath = cg, s.Linux.CgroupsPath
 		if err := cg.Create(s.Linux.Resources); err != nil {
 			return fail(errdefs.System(fmt.Errorf("create cgroup: %w", err)))
 		}

@@ -1,0 +1,110 @@
+// The pre-Go half of `berth exec`: join a running container's namespaces while the process is still
+// single-threaded. See nsenter.go for the protocol.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int report_fd = -1;
+
+// fail tells the parent what went wrong ("E<step>: <errno text>") and exits before Go ever starts.
+static void fail(const char *step) {
+	char buf[256];
+	int n = snprintf(buf, sizeof buf, "E%s: %s\n", step, strerror(errno));
+	if (report_fd >= 0 && n > 0) {
+		ssize_t unused = write(report_fd, buf, (size_t)n);
+		(void)unused;
+	}
+	_exit(1);
+}
+
+// The order matters: mnt comes last, because once it is joined the /proc of the host is out of reach
+// (the descriptors are all opened before the first setns anyway), and pid only affects our children.
+static const struct {
+	const char *name;
+	int type;
+} namespaces[] = {
+	{"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+	{"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
+};
+#define NNS (sizeof namespaces / sizeof namespaces[0])
+
+// same_ns reports whether we already are in the namespace fd refers to: setns into one's own namespace
+// is harmless for most types but refused for some, and skipping it is cheaper anyway.
+static int same_ns(int fd, const char *name) {
+	char path[64];
+	struct stat a, b;
+	snprintf(path, sizeof path, "/proc/self/ns/%s", name);
+	if (fstat(fd, &a) < 0 || stat(path, &b) < 0)
+		return 0;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+void berth_nsenter(void) {
+	const char *pidenv = getenv("_BERTH_NSENTER_PID");
+	if (pidenv == NULL)
+		return; // every other start of the binary: nothing to do, Go starts as usual
+	const char *pipeenv = getenv("_BERTH_NSENTER_PIPE");
+	report_fd = pipeenv ? atoi(pipeenv) : -1;
+	int pid = atoi(pidenv);
+	if (pid <= 0) {
+		errno = EINVAL;
+		fail("bad target pid");
+	}
+
+	char path[64];
+	int fds[NNS];
+	for (size_t i = 0; i < NNS; i++) {
+		snprintf(path, sizeof path, "/proc/%d/ns/%s", pid, namespaces[i].name);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			if (errno == ENOENT && namespaces[i].type == CLONE_NEWCGROUP)
+				continue; // a kernel without cgroup namespaces
+			fail("open namespace");
+		}
+		if (same_ns(fds[i], namespaces[i].name)) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+	// The container's root as its init sees it, taken before we move: after setns(mnt) the kernel puts
+	// us at the namespace's root mount, which is only the container's root if it pivoted there.
+	snprintf(path, sizeof path, "/proc/%d/root", pid);
+	int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		fail("open container root");
+
+	for (size_t i = 0; i < NNS; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (setns(fds[i], namespaces[i].type) < 0)
+			fail(namespaces[i].name);
+		close(fds[i]);
+	}
+	if (fchdir(root) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		fail("enter container root");
+	close(root);
+	unsetenv("_BERTH_NSENTER_PID");
+	unsetenv("_BERTH_NSENTER_PIPE");
+
+	// A pid namespace joined with setns applies to children only: fork, and let the child (in the
+	// container's pid namespace) become the Go program. The parent reports the child's pid and exits;
+	// the child is then reparented to the caller, which must be a child subreaper.
+	pid_t child = fork();
+	if (child < 0)
+		fail("fork");
+	if (child > 0) {
+		char buf[32];
+		int n = snprintf(buf, sizeof buf, "P%d\n", (int)child);
+		ssize_t unused = write(report_fd, buf, (size_t)n);
+		(void)unused;
+		_exit(0);
+	}
+	if (report_fd >= 0)
+		close(report_fd);
+}
