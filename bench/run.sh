@@ -53,8 +53,8 @@ if ! DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1
   for _ in $(seq 300); do DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-# Metrics Berth has the features for so far (c: exec, h: build, i: registry come with their issues).
-export BENCH_METRICS=${BENCH_METRICS:-a b d e f g}
+# Metrics Berth has the features for so far (h: build and i: registry come with their issues).
+export BENCH_METRICS=${BENCH_METRICS:-a b c d e f g}
 export BENCH_ROOTFS_TAR=$work/busybox-rootfs.tar
 export BENCH_OUT=$out/bench.json
 export BENCH_DOCKER_BIN=$docker_cli
