@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -70,6 +71,14 @@ type containerOptions struct {
 	pid         string
 	uts         string
 	oomKillOff  bool
+
+	healthCmd           string
+	healthInterval      time.Duration
+	healthTimeout       time.Duration
+	healthStartPeriod   time.Duration
+	healthStartInterval time.Duration
+	healthRetries       int
+	noHealthcheck       bool
 }
 
 // addContainerFlags registers docker's run/create flags on fs.
@@ -129,6 +138,13 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.StringVar(&o.pid, "pid", "", "PID namespace to use")
 	fs.StringVar(&o.uts, "uts", "", "UTS namespace to use")
 	fs.BoolVar(&o.oomKillOff, "oom-kill-disable", false, "Disable OOM Killer")
+	fs.StringVar(&o.healthCmd, "health-cmd", "", "Command to run to check health")
+	fs.DurationVar(&o.healthInterval, "health-interval", 0, "Time between running the check (ms|s|m|h) (default 0s)")
+	fs.DurationVar(&o.healthTimeout, "health-timeout", 0, "Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+	fs.DurationVar(&o.healthStartPeriod, "health-start-period", 0, "Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)")
+	fs.DurationVar(&o.healthStartInterval, "health-start-interval", 0, "Time between running the check during the start period (ms|s|m|h) (default 0s)")
+	fs.IntVar(&o.healthRetries, "health-retries", 0, "Consecutive failures needed to report unhealthy")
+	fs.BoolVar(&o.noHealthcheck, "no-healthcheck", false, "Disable any container-specified HEALTHCHECK")
 	return o
 }
 
@@ -265,6 +281,11 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		t := int(o.stopTimeout.v)
 		cfg.StopTimeout = &t
 	}
+	health, err := o.healthcheck()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Healthcheck = health
 
 	hc := &container.HostConfig{
 		Binds:           binds,
@@ -443,4 +464,40 @@ func readLabels(files, flags []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// healthcheck turns the --health-* flags into the container's healthcheck, with docker's checks: nil
+// keeps the image's.
+func (o *containerOptions) healthcheck() (*container.HealthConfig, error) {
+	set := o.healthCmd != "" || o.healthInterval != 0 || o.healthTimeout != 0 || o.healthStartPeriod != 0 ||
+		o.healthStartInterval != 0 || o.healthRetries != 0
+	if o.noHealthcheck {
+		if set {
+			return nil, errors.New("--no-healthcheck conflicts with --health-* options")
+		}
+		return &container.HealthConfig{Test: []string{"NONE"}}, nil
+	}
+	if !set {
+		return nil, nil
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--health-interval", o.healthInterval}, {"--health-timeout", o.healthTimeout},
+		{"--health-start-period", o.healthStartPeriod}, {"--health-start-interval", o.healthStartInterval}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("%s cannot be negative", d.name)
+		}
+	}
+	if o.healthRetries < 0 {
+		return nil, errors.New("--health-retries cannot be negative")
+	}
+	hc := &container.HealthConfig{
+		Interval: o.healthInterval, Timeout: o.healthTimeout, StartPeriod: o.healthStartPeriod,
+		StartInterval: o.healthStartInterval, Retries: o.healthRetries,
+	}
+	if o.healthCmd != "" {
+		hc.Test = []string{"CMD-SHELL", o.healthCmd}
+	}
+	return hc, nil
 }

@@ -224,13 +224,37 @@ func (x *ExecService) Start(ctx context.Context, id string, opts ExecStartOption
 func (x *ExecService) request(c *ctr, e *execRec, opts ExecStartOptions) (ExecRequest, error) {
 	c.mu.Lock()
 	id := c.rec.ID
+	c.mu.Unlock()
+	cfg := e.cfg
+	p, err := x.s.execProcess(c, cfg)
+	if err != nil {
+		return ExecRequest{}, err
+	}
+	req := ExecRequest{
+		ID: id, ExecID: e.id, Process: p, Tty: cfg.Tty, OpenStdin: cfg.AttachStdin,
+		Attach: !opts.Detach, Stdin: cfg.AttachStdin, Stdout: cfg.AttachStdout, Stderr: cfg.AttachStderr,
+	}
+	size := cfg.ConsoleSize
+	if opts.ConsoleSize != nil {
+		size = opts.ConsoleSize
+	}
+	if size != nil {
+		req.Height, req.Width = size[0], size[1]
+	}
+	return req, nil
+}
+
+// execProcess builds a process to run in c from the container's own (env, user, caps, rlimits) and an
+// exec's options.
+func (s *Service) execProcess(c *ctr, cfg container.ExecOptions) (*specs.Process, error) {
+	c.mu.Lock()
+	id := c.rec.ID
 	groupAdd := c.rec.HostConfig.GroupAdd
 	c.mu.Unlock()
-	base, err := spec.ReadBundle(x.s.bundleDir(id))
+	base, err := spec.ReadBundle(s.bundleDir(id))
 	if err != nil || base.Process == nil {
-		return ExecRequest{}, errdefs.System(fmt.Errorf("reading the container's process: %v", err))
+		return nil, errdefs.System(fmt.Errorf("reading the container's process: %v", err))
 	}
-	cfg := e.cfg
 	p := *base.Process
 	p.Args = cfg.Cmd
 	p.Terminal = cfg.Tty
@@ -240,9 +264,9 @@ func (x *ExecService) request(c *ctr, e *execRec, opts ExecStartOptions) (ExecRe
 		p.Cwd = cfg.WorkingDir
 	}
 	if cfg.User != "" {
-		uid, gid, groups, home, err := spec.ResolveUser(x.s.rootfsDir(id), cfg.User, groupAdd)
+		uid, gid, groups, home, err := spec.ResolveUser(s.rootfsDir(id), cfg.User, groupAdd)
 		if err != nil {
-			return ExecRequest{}, errdefs.InvalidParameter(err)
+			return nil, errdefs.InvalidParameter(err)
 		}
 		p.User = specs.User{UID: uid, GID: gid, AdditionalGids: groups}
 		if !hasEnv(cfg.Env, "HOME") && home != "" {
@@ -255,22 +279,11 @@ func (x *ExecService) request(c *ctr, e *execRec, opts ExecStartOptions) (ExecRe
 	if cfg.Privileged {
 		all, err := spec.HostCapabilities()
 		if err != nil {
-			return ExecRequest{}, errdefs.System(err)
+			return nil, errdefs.System(err)
 		}
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	}
-	req := ExecRequest{
-		ID: id, ExecID: e.id, Process: &p, Tty: cfg.Tty, OpenStdin: cfg.AttachStdin,
-		Attach: !opts.Detach, Stdin: cfg.AttachStdin, Stdout: cfg.AttachStdout, Stderr: cfg.AttachStderr,
-	}
-	size := cfg.ConsoleSize
-	if opts.ConsoleSize != nil {
-		size = opts.ConsoleSize
-	}
-	if size != nil {
-		req.Height, req.Width = size[0], size[1]
-	}
-	return req, nil
+	return &p, nil
 }
 
 func hasEnv(env []string, key string) bool {

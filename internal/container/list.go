@@ -28,7 +28,15 @@ func statusText(st state, now time.Time) string {
 		if st.Paused {
 			return "Up " + units.HumanDuration(now.Sub(st.StartedAt)) + " (Paused)"
 		}
-		return "Up " + units.HumanDuration(now.Sub(st.StartedAt))
+		up := "Up " + units.HumanDuration(now.Sub(st.StartedAt))
+		switch h := st.Health; {
+		case h == nil:
+		case h.Status == container.Starting:
+			up += " (health: starting)"
+		case h.Status != "":
+			up += " (" + h.Status + ")"
+		}
+		return up
 	case "restarting":
 		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(st.FinishedAt)))
 	case "exited":
@@ -44,12 +52,20 @@ func statusText(st state, now time.Time) string {
 	return "Created"
 }
 
+// healthText is a container's health as the ps filter sees it: "none" without a running healthcheck.
+func healthText(st state) string {
+	if st.Status != "running" || st.Health == nil {
+		return container.NoHealthcheck
+	}
+	return st.Health.Status
+}
+
 func commandText(r *record) string {
 	parts := append([]string{r.Path}, r.Args...)
 	return strings.Join(parts, " ")
 }
 
-var listFilters = map[string]bool{"id": true, "name": true, "label": true, "status": true, "exited": true, "ancestor": true, "before": true, "since": true}
+var listFilters = map[string]bool{"id": true, "name": true, "label": true, "status": true, "exited": true, "ancestor": true, "before": true, "since": true, "health": true}
 
 // List returns containers as `docker ps` shows them, newest first.
 func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f filters.Args) ([]container.Summary, error) {
@@ -61,6 +77,13 @@ func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f fi
 		case "created", "restarting", "running", "removing", "paused", "exited", "dead":
 		default:
 			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid filter 'status=%s'", st))
+		}
+	}
+	for _, h := range f.Get("health") {
+		switch h {
+		case container.Starting, container.Healthy, container.Unhealthy, container.NoHealthcheck:
+		default:
+			return nil, errdefs.InvalidParameter(fmt.Errorf("Unrecognised filter value for health: %s", h))
 		}
 	}
 	var beforeT, sinceT time.Time
@@ -96,6 +119,9 @@ func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f fi
 			(f.Contains("id") && !matchPrefix(f.Get("id"), r.ID)) ||
 			(f.Contains("name") && !f.Match("name", r.Name)) ||
 			(f.Contains("ancestor") && !f.ExactMatch("ancestor", r.ImageRef) && !f.ExactMatch("ancestor", r.ImageID)) {
+			continue
+		}
+		if f.Contains("health") && !f.ExactMatch("health", healthText(r.State)) {
 			continue
 		}
 		if f.Contains("exited") {
@@ -169,6 +195,7 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*container.InspectRe
 		Error:      r.State.Error,
 		StartedAt:  fmtTime(r.State.StartedAt),
 		FinishedAt: fmtTime(r.State.FinishedAt),
+		Health:     r.State.Health,
 	}
 	base := &container.ContainerJSONBase{
 		ID:              r.ID,

@@ -92,6 +92,7 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	err = s.cfg.Monitor.Create(ctx, CreateRequest{
 		ID: id, Bundle: bundle, Runtime: runtime, LogPath: c.rec.LogPath,
 		OpenStdin: c.rec.Config.OpenStdin, StdinOnce: c.rec.Config.StdinOnce, Tty: c.rec.Config.Tty,
+		Height: c.rec.HostConfig.ConsoleSize[0], Width: c.rec.HostConfig.ConsoleSize[1],
 	})
 	if err != nil {
 		cleanup()
@@ -106,8 +107,9 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 		cleanup()
 		return startError(err)
 	}
-	c.rec.State = state{Status: "running", Pid: pid, StartedAt: time.Now().UTC()}
+	c.rec.State = state{Status: "running", Pid: pid, StartedAt: time.Now().UTC(), Health: c.rec.State.Health}
 	c.noRestart = false
+	s.startHealth(c, true)
 	if err := saveRecord(s.cfg.DB, &c.rec); err != nil {
 		s.log.Error("saving container state", "id", id, "err", err)
 	}
@@ -327,7 +329,12 @@ func (s *Service) reconcile(ctx context.Context) error {
 		p, ok := known[c.rec.ID]
 		switch {
 		case ok && p.Status == "running":
-			// still alive: nothing to do
+			// Still alive: only the healthcheck, which lives in berthd, needs picking up again.
+			c.mu.Lock()
+			if c.rec.State.Status == "running" {
+				s.startHealth(c, false)
+			}
+			c.mu.Unlock()
 		case ok && p.Status == "exited":
 			s.handleExit(Exit{ID: c.rec.ID, ExitCode: p.ExitCode, OOMKilled: p.OOMKilled, FinishedAt: p.FinishedAt})
 		default:

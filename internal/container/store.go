@@ -49,6 +49,8 @@ type state struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// Health is replaced, never modified in place, so copies of the record may share it.
+	Health *container.Health `json:",omitempty"`
 }
 
 // ctr is a container in memory: its record plus what only lives while berthd runs.

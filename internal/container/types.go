@@ -55,6 +55,8 @@ type ProcState struct {
 type CreateRequest struct {
 	ID, Bundle, Runtime, LogPath string
 	OpenStdin, StdinOnce, Tty    bool
+	// Height and Width are the terminal's size before the process starts (HostConfig.ConsoleSize).
+	Height, Width uint
 }
 
 // Monitor is the supervisor that runs containers outside berthd.

@@ -84,7 +84,8 @@ func (m rootfsManager) Remove(ctx context.Context, id string) error {
 type monitorAdapter struct{ c *monitor.Client }
 
 func (m monitorAdapter) Create(ctx context.Context, r container.CreateRequest) error {
-	return m.c.Create(ctx, monitor.CreateOptions{ID: r.ID, Bundle: r.Bundle, Runtime: r.Runtime, LogPath: r.LogPath, OpenStdin: r.OpenStdin, StdinOnce: r.StdinOnce, Tty: r.Tty})
+	return m.c.Create(ctx, monitor.CreateOptions{ID: r.ID, Bundle: r.Bundle, Runtime: r.Runtime, LogPath: r.LogPath, OpenStdin: r.OpenStdin, StdinOnce: r.StdinOnce, Tty: r.Tty,
+		Height: clampSize(r.Height), Width: clampSize(r.Width)})
 }
 
 func (m monitorAdapter) Start(ctx context.Context, id string) (int, error) { return m.c.Start(ctx, id) }
