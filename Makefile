@@ -12,6 +12,7 @@ LDFLAGS := -s -w -extldflags -static
 
 build:
 	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/berthd ./cmd/berthd
+	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/berth-init ./cmd/berth-init
 	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
 
 ## test: everything CI runs: formatting, vet, unit tests and integration tests (as root, real containers).

@@ -66,3 +66,50 @@ BERTH_HOST=unix://$sock bin/berth image inspect busybox:latest >/dev/null 2>&1 |
   BERTH_HOST=unix://$sock bin/berth import "$work/busybox-rootfs.tar" busybox:latest >/dev/null
 hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$out/berth-cli.json" \
   "$repo/bin/berth -H unix://$sock run --rm busybox true" | tee "$out/berth-cli.txt"
+
+# Lifecycle extras (issue 4), same docker CLI against both engines: exec through the berth CLI,
+# `stats --no-stream` over 20 running containers, and the engine memory each TTY container with a
+# client attached costs (berthd + monitor for Berth; dockerd + containerd + shims for Docker).
+echo
+echo "berth CLI against berthd, exec into a running container:"
+BERTH_HOST=unix://$sock bin/berth run -d --name bench-exec busybox sleep 100000 >/dev/null
+hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$out/berth-cli-exec.json" \
+  "$repo/bin/berth -H unix://$sock exec bench-exec true" | tee "$out/berth-cli-exec.txt"
+BERTH_HOST=unix://$sock bin/berth rm -f bench-exec >/dev/null
+
+engine_rss_kib() { # sum of RSS of the engine's processes, by command name
+  case $1 in
+    docker) ps -C dockerd,containerd,containerd-shim,containerd-shim-runc-v2 -o rss= ;;
+    berth) ps -C berthd,berth-monitor -o rss= ;;
+  esac | awk '{s+=$1} END {print s+0}'
+}
+declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
+{
+  echo "| metric | docker | berth |"
+  echo "|---|---|---|"
+  declare -A stats_ms rss_per
+  for e in docker berth; do
+    h=${host[$e]}
+    [ "$e" = docker ] && { DOCKER_HOST=$h $docker_cli image inspect busybox:latest >/dev/null 2>&1 ||
+      DOCKER_HOST=$h $docker_cli import "$work/busybox-rootfs.tar" busybox:latest >/dev/null; }
+    before=$(engine_rss_kib "$e")
+    pids=()
+    for i in $(seq 20); do
+      DOCKER_HOST=$h $docker_cli run -dit --name "bench-tty-$i" busybox sh >/dev/null
+      # a client attached to each terminal for the whole measurement
+      DOCKER_HOST=$h setsid bash -c "sleep 1000 | $docker_cli attach bench-tty-$i >/dev/null 2>&1" &
+      pids+=($!)
+    done
+    sleep 2
+    after=$(engine_rss_kib "$e")
+    rss_per[$e]=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", (a-b)/20/1024}')
+    hyperfine -N -w 2 -r 10 --export-json "$work/stats-$e.json" \
+      "$docker_cli -H $h stats --no-stream" >/dev/null 2>&1
+    stats_ms[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/stats-$e.json")
+    for i in $(seq 20); do DOCKER_HOST=$h $docker_cli rm -f "bench-tty-$i" >/dev/null 2>&1; done
+    for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done
+    wait "${pids[@]}" 2>/dev/null
+  done
+  echo "| stats --no-stream, 20 running: median (ms) | ${stats_ms[docker]} | ${stats_ms[berth]} |"
+  echo "| engine RSS per TTY ctr with a client attached (MiB) | ${rss_per[docker]} | ${rss_per[berth]} |"
+} | tee "$out/extras.md"

@@ -56,7 +56,9 @@ func run(m *testing.M) (int, error) {
 	defer teardown()
 	env.berthd = filepath.Join(env.tmp, "berthd")
 	env.berth = filepath.Join(env.tmp, "berth")
-	for bin, pkg := range map[string]string{env.berthd: "../cmd/berthd", env.berth: "../cmd/berth"} {
+	// berth-init next to berthd, as installed: the monitor runs it as container init and exec helper.
+	builds := map[string]string{env.berthd: "../cmd/berthd", env.berth: "../cmd/berth", filepath.Join(env.tmp, "berth-init"): "../cmd/berth-init"}
+	for bin, pkg := range builds {
 		// As the Makefile builds them: static, with cgo for exec's namespace-joining constructor.
 		cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-s -w -extldflags -static", "-o", bin, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh machine to a running container: installs what Berth needs, builds and installs
-# berthd and berth, starts berthd in the background, imports a busybox base image built from Debian's
+# berthd, berth-init and berth, starts berthd in the background, imports a busybox base image built from Debian's
 # busybox-static, and runs `berth run --rm busybox echo hello`.
 # Run as root from the repository: sudo scripts/setup.sh
 set -euo pipefail
@@ -20,7 +20,7 @@ fi
 
 echo "== building"
 make -s build
-install -m 0755 bin/berthd bin/berth /usr/local/bin/
+install -m 0755 bin/berthd bin/berth-init bin/berth /usr/local/bin/
 
 SOCK=/run/berth/berth.sock
 if ! berth version >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
 // berthd is the Berth daemon. The same binary is re-executed as the monitor (argv[0] "berth-monitor")
-// and as every container's init (argv[0] "berth-init"), so installing Berth means two binaries.
+// and, when no berth-init binary is installed next to it, as every container's init (argv[0]
+// "berth-init") and exec helper. Installing Berth means berthd, berth-init (optional, faster) and berth.
 package main
 
 import (

@@ -55,9 +55,18 @@ func (s *Service) Start(ctx context.Context, ref string) error {
 // start does the work of Start with c locked.
 func (s *Service) start(ctx context.Context, c *ctr) error {
 	id := c.rec.ID
-	// The monitor may still hold the previous run of this container.
-	if err := s.cfg.Monitor.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("clearing the previous run: %w", err)
+	// The monitor may still hold the previous run of this container. A container that never ran has
+	// none (a failed start cleans up after itself), which saves a call on the path of every `run`.
+	clearPrevious := func() error {
+		if err := s.cfg.Monitor.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("clearing the previous run: %w", err)
+		}
+		return nil
+	}
+	if !c.rec.State.StartedAt.IsZero() || c.exited != nil {
+		if err := clearPrevious(); err != nil {
+			return err
+		}
 	}
 	bundle := s.bundleDir(id)
 	rootfs := s.rootfsDir(id)
@@ -89,11 +98,18 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	if runtime == "berth" {
 		runtime = ""
 	}
-	err = s.cfg.Monitor.Create(ctx, CreateRequest{
+	req := CreateRequest{
 		ID: id, Bundle: bundle, Runtime: runtime, LogPath: c.rec.LogPath,
 		OpenStdin: c.rec.Config.OpenStdin, StdinOnce: c.rec.Config.StdinOnce, Tty: c.rec.Config.Tty,
 		Height: c.rec.HostConfig.ConsoleSize[0], Width: c.rec.HostConfig.ConsoleSize[1],
-	})
+	}
+	err = s.cfg.Monitor.Create(ctx, req)
+	if errdefs.IsConflict(err) {
+		// A leftover after all (say, a start that failed before it could clean up).
+		if err = clearPrevious(); err == nil {
+			err = s.cfg.Monitor.Create(ctx, req)
+		}
+	}
 	if err != nil {
 		cleanup()
 		return err

@@ -11,7 +11,6 @@ package errdefs
 import (
 	"context"
 	"errors"
-	"net/http"
 )
 
 // Kind classifies an error.
@@ -90,26 +89,27 @@ func IsInvalidParameter(err error) bool { return KindOf(err) == KindInvalidParam
 // IsNotModified reports whether err is of kind NotModified.
 func IsNotModified(err error) bool { return KindOf(err) == KindNotModified }
 
-// HTTPStatus maps an error to the status code Docker's API would use for it.
+// HTTPStatus maps an error to the status code Docker's API would use for it. The codes are plain
+// numbers: the container init links this package, and net/http would double its size and start time.
 func HTTPStatus(err error) int {
 	switch KindOf(err) {
 	case KindNotFound:
-		return http.StatusNotFound
+		return 404
 	case KindConflict:
-		return http.StatusConflict
+		return 409
 	case KindInvalidParameter:
-		return http.StatusBadRequest
+		return 400
 	case KindUnavailable:
-		return http.StatusServiceUnavailable
+		return 503
 	case KindForbidden:
-		return http.StatusForbidden
+		return 403
 	case KindNotModified:
-		return http.StatusNotModified
+		return 304
 	case KindNotImplemented:
-		return http.StatusNotImplemented
+		return 501
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 499 // client went away; nobody reads this, but it must not look like a daemon fault
 	}
-	return http.StatusInternalServerError
+	return 500
 }

@@ -9,11 +9,12 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/spec"
 )
 
-// builtinExecer execs into containers of Berth's own runtime with linux.Exec: the process joins the
-// init's namespaces, root and cgroup, and is the monitor's child.
-type builtinExecer struct{}
+// BuiltinExecer execs into containers of Berth's own runtime with linux.Exec: the process joins the
+// init's namespaces, root and cgroup, and is the monitor's child. InitPath is the helper binary to run
+// (linux.ExecOptions.InitPath; "" for the monitor's own).
+type BuiltinExecer struct{ InitPath string }
 
-func (builtinExecer) Exec(ctx context.Context, o ExecLaunch) (Proc, error) {
+func (b BuiltinExecer) Exec(ctx context.Context, o ExecLaunch) (Proc, error) {
 	if !builtinRuntime(o.Runtime) {
 		return nil, errdefs.NotImplemented(fmt.Errorf("exec is not supported for containers run by %s", o.Runtime))
 	}
@@ -26,7 +27,7 @@ func (builtinExecer) Exec(ctx context.Context, o ExecLaunch) (Proc, error) {
 		cgroup = s.Linux.CgroupsPath
 	}
 	p, err := linux.Exec(ctx, linux.ExecOptions{
-		Pid: o.Pid, Process: o.Process, CgroupsPath: cgroup,
+		Pid: o.Pid, Process: o.Process, CgroupsPath: cgroup, InitPath: b.InitPath,
 		Stdio: linux.Stdio{Stdin: o.Stdio.Stdin, Stdout: o.Stdio.Stdout, Stderr: o.Stdio.Stderr},
 	})
 	if err != nil {

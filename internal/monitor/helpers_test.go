@@ -22,7 +22,7 @@ import (
 // TestMain lets the test binary be the monitor process itself (for Ensure), as berthd is in production.
 func TestMain(m *testing.M) {
 	if os.Getenv("BERTH_MONITOR_TEST_MAIN") == "1" {
-		os.Exit(Main(os.Args[1:], shLauncher{}))
+		os.Exit(Main(os.Args[1:], shLauncher{}, nil))
 	}
 	os.Exit(m.Run())
 }

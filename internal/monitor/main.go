@@ -17,7 +17,7 @@ const ProcessName = "berth-monitor"
 // Main runs the monitor until SIGTERM or SIGINT and returns the process exit code. cmd/berthd calls it
 // when argv[0] is ProcessName, with os.Args[1:] and Berth's builtin runtime as builtin (the launcher for
 // runtime "" and "berth"). Flags: --exec-root (default /run/berth), --debug.
-func Main(args []string, builtin Launcher) int {
+func Main(args []string, builtin Launcher, execer Execer) int {
 	fs := flag.NewFlagSet(ProcessName, flag.ContinueOnError)
 	execRoot := fs.String("exec-root", "/run/berth", "directory for the monitor's socket and per-container state")
 	debug := fs.Bool("debug", false, "log debug messages")
@@ -36,7 +36,7 @@ func Main(args []string, builtin Launcher) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	s, err := NewServer(Options{ExecRoot: *execRoot, Builtin: builtin, Logger: logger})
+	s, err := NewServer(Options{ExecRoot: *execRoot, Builtin: builtin, Execer: execer, Logger: logger})
 	if err == nil {
 		err = s.Serve(ctx)
 	}

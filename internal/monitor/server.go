@@ -73,7 +73,7 @@ func NewServer(o Options) (*Server, error) {
 	}
 	ex := o.Execer
 	if ex == nil {
-		ex = builtinExecer{}
+		ex = BuiltinExecer{}
 	}
 	return &Server{
 		execRoot:   root,
