@@ -276,3 +276,24 @@ func TestStopSignalAndTimeout(t *testing.T) {
 		t.Errorf("after stop: %q", st)
 	}
 }
+
+// TestAttachStoppedOrPaused: both CLIs refuse to attach to a container that is not running, with
+// Docker's words and exit code.
+func TestAttachStoppedOrPaused(t *testing.T) {
+	name := uniqueName(t)
+	rmOnCleanup(t, name)
+	mustDocker(t, "create", "--name", name, busybox, "sleep", "1000")
+	for _, r := range []result{docker(t, "attach", name), berth(t, "attach", name)} {
+		if r.code != 1 || !strings.Contains(r.stderr, "You cannot attach to a stopped container, start it first") {
+			t.Errorf("attach to a stopped container: %s", r)
+		}
+	}
+	mustDocker(t, "start", name)
+	mustDocker(t, "pause", name)
+	defer func() { _ = dockerCmd("unpause", name).Run() }()
+	for _, r := range []result{docker(t, "attach", name), berth(t, "attach", name)} {
+		if r.code != 1 || !strings.Contains(r.stderr, "You cannot attach to a paused container, unpause it first") {
+			t.Errorf("attach to a paused container: %s", r)
+		}
+	}
+}
