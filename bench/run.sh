@@ -33,7 +33,12 @@ cleanup() {
   fi
   [ -n "${berthd_pid:-}" ] && kill "$berthd_pid" && wait "$berthd_pid" 2>/dev/null
   pkill -f "berth-monitor --exec-root $work/exec"
-  [ -n "$started_dockerd" ] && kill "$(cat /run/docker-ref.pid)" 2>/dev/null && sleep 2
+  stale=$(DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli ps -aq --filter name=bench-tty- 2>/dev/null)
+  [ -n "$stale" ] && DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli rm -f $stale >/dev/null
+  if [ -n "$started_dockerd" ] && dpid=$(cat /run/docker-ref.pid 2>/dev/null); then
+    kill "$dpid"
+    for _ in $(seq 400); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+  fi
   grep -o "$work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
   rm -rf "$work"
 }
@@ -50,7 +55,9 @@ if ! DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1
   dockerd --data-root /var/lib/docker-ref -H unix:///run/docker-ref.sock --exec-root /run/docker-ref \
     --pidfile /run/docker-ref.pid >"$out/dockerd.log" 2>&1 &
   started_dockerd=1
-  for _ in $(seq 300); do DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 600); do DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1 && break; sleep 0.1; done
+  DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1 ||
+    { echo "bench: the reference dockerd did not start; see $out/dockerd.log" >&2; exit 1; }
 fi
 
 # Metrics Berth has the features for so far (h: build and i: registry come with their issues).
@@ -58,8 +65,12 @@ export BENCH_METRICS=${BENCH_METRICS:-a b c d e f g}
 export BENCH_ROOTFS_TAR=$work/busybox-rootfs.tar
 export BENCH_OUT=$out/bench.json
 export BENCH_DOCKER_BIN=$docker_cli
+if [ -z "${BENCH_EXTRAS_ONLY:-}" ]; then
 bash "$harness" docker=/run/docker-ref.sock berth="$sock" | tee "$out/table.md"
 
+# Let the harness's last step (200 MB import/save) reach the disk before timing anything else.
+sync
+sleep 3
 echo
 echo "berth CLI against berthd, run --rm busybox true:"
 BERTH_HOST=unix://$sock bin/berth image inspect busybox:latest >/dev/null 2>&1 ||
@@ -76,6 +87,9 @@ BERTH_HOST=unix://$sock bin/berth run -d --name bench-exec busybox sleep 100000 
 hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$out/berth-cli-exec.json" \
   "$repo/bin/berth -H unix://$sock exec bench-exec true" | tee "$out/berth-cli-exec.txt"
 BERTH_HOST=unix://$sock bin/berth rm -f bench-exec >/dev/null
+fi
+BERTH_HOST=unix://$sock bin/berth image inspect busybox:latest >/dev/null 2>&1 ||
+  BERTH_HOST=unix://$sock bin/berth import "$work/busybox-rootfs.tar" busybox:latest >/dev/null
 
 engine_rss_kib() { # sum of RSS of the engine's processes, by command name
   case $1 in
@@ -92,12 +106,18 @@ declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
     h=${host[$e]}
     [ "$e" = docker ] && { DOCKER_HOST=$h $docker_cli image inspect busybox:latest >/dev/null 2>&1 ||
       DOCKER_HOST=$h $docker_cli import "$work/busybox-rootfs.tar" busybox:latest >/dev/null; }
+    stale=$(DOCKER_HOST=$h $docker_cli ps -aq --filter name=bench-tty-)
+    [ -n "$stale" ] && DOCKER_HOST=$h $docker_cli rm -f $stale >/dev/null
     before=$(engine_rss_kib "$e")
+    # Clients read stdin from a fifo this script holds open, so they stay attached until killed.
+    fifo=$work/attach-$e.fifo
+    mkfifo "$fifo"
+    exec 9<>"$fifo"
     pids=()
     for i in $(seq 20); do
       DOCKER_HOST=$h $docker_cli run -dit --name "bench-tty-$i" busybox sh >/dev/null
-      # a client attached to each terminal for the whole measurement
-      DOCKER_HOST=$h setsid bash -c "sleep 1000 | $docker_cli attach bench-tty-$i >/dev/null 2>&1" &
+      # script gives each client a terminal of its own, as a user's would be.
+      DOCKER_HOST=$h script -qfc "$docker_cli attach bench-tty-$i" /dev/null <"$fifo" >/dev/null 2>&1 &
       pids+=($!)
     done
     sleep 2
@@ -106,10 +126,20 @@ declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
     hyperfine -N -w 2 -r 10 --export-json "$work/stats-$e.json" \
       "$docker_cli -H $h stats --no-stream" >/dev/null 2>&1
     stats_ms[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/stats-$e.json")
+    if [ "$e" = berth ]; then
+      hyperfine -N -w 2 -r 10 --export-json "$work/stats-berthcli.json" \
+        "$repo/bin/berth -H $h stats --no-stream" >/dev/null 2>&1
+      stats_berth_cli=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/stats-berthcli.json")
+    fi
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive+1)); done
+    [ "$alive" = 20 ] || echo "bench: only $alive of 20 attach clients stayed attached on $e" >&2
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    exec 9>&-
     for i in $(seq 20); do DOCKER_HOST=$h $docker_cli rm -f "bench-tty-$i" >/dev/null 2>&1; done
-    for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done
-    wait "${pids[@]}" 2>/dev/null
   done
   echo "| stats --no-stream, 20 running: median (ms) | ${stats_ms[docker]} | ${stats_ms[berth]} |"
+  echo "| same through the berth CLI (ms) | | ${stats_berth_cli} |"
   echo "| engine RSS per TTY ctr with a client attached (MiB) | ${rss_per[docker]} | ${rss_per[berth]} |"
 } | tee "$out/extras.md"

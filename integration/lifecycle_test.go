@@ -297,3 +297,50 @@ func TestAttachStoppedOrPaused(t *testing.T) {
 		}
 	}
 }
+
+// TestInit: --init puts a minimal init in front of the command as PID 1, which reaps orphans, passes
+// signals on (so a plain `sleep` stops at once) and exits with the command's status.
+func TestInit(t *testing.T) {
+	r := docker(t, "run", "--rm", "--init", busybox, "sh", "-c", `tr '\0' ' ' </proc/1/cmdline; echo; echo $$`)
+	lines := strings.Split(r.stdout, "\n")
+	if r.code != 0 || len(lines) < 2 || lines[0] != "/sbin/docker-init -- sh -c tr '\\0' ' ' </proc/1/cmdline; echo; echo $$ " || lines[1] == "1" {
+		t.Errorf("pid 1 with --init: %s", r)
+	}
+	// An orphan re-parented to PID 1 is reaped: no zombie is left.
+	r = docker(t, "run", "--rm", "--init", busybox, "sh", "-c", "(sleep 0.1 &); sleep 0.6; ps -o stat | grep -c Z")
+	if strings.TrimSpace(r.stdout) != "0" {
+		t.Errorf("zombies with --init: %s", r)
+	}
+	if r := docker(t, "run", "--rm", "--init", busybox, "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exit status through the init: %s", r)
+	}
+	if r := docker(t, "run", "--rm", "--init", busybox, "sh", "-c", "kill -9 $$"); r.code != 137 {
+		t.Errorf("killed command through the init: %s", r)
+	}
+	name := uniqueName(t)
+	rmOnCleanup(t, name)
+	mustDocker(t, "run", "-d", "--init", "--name", name, busybox, "sleep", "1000")
+	start := time.Now()
+	mustDocker(t, "stop", "-t", "10", name)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop took %v: SIGTERM did not reach sleep", d)
+	}
+	if code := inspectF(t, name, "{{.State.ExitCode}}"); code != "143" {
+		t.Errorf("exit code after stop: %s", code)
+	}
+	if got := inspectF(t, name, "{{.HostConfig.Init}} {{.Path}}"); got != "true sleep" {
+		t.Errorf("inspect: %s", got)
+	}
+	// On a terminal the shell behind the init is in the foreground: it reads input and ^C reaches it.
+	s := startPty(t, dockerCmd("run", "-it", "--rm", "--init", busybox, "sh"), 24, 80)
+	s.expect(0, "# ")
+	s.send("sleep 30\r")
+	time.Sleep(300 * time.Millisecond)
+	s.send("\x03")
+	s.send("echo back$((1+1))\r")
+	s.expect(0, "back2")
+	s.send("exit 4\r")
+	if code := s.wait(); code != 4 {
+		t.Errorf("run -it --init exit %d: %q", code, s.output())
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/daemon"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime/reaper"
 	"github.com/spf13/cobra"
 )
 
@@ -26,6 +27,9 @@ func main() {
 		return
 	case monitor.ProcessName:
 		monitorMain(os.Args[1:])
+		return
+	case filepath.Base(reaper.Path):
+		reaper.Main(os.Args[1:])
 		return
 	}
 	if err := newCommand().Execute(); err != nil {

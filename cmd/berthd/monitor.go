@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/berth-dev/berth/internal/daemon"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 )
@@ -13,27 +13,13 @@ import (
 // monitorMain runs the supervisor process with Berth's own runtime as its builtin launcher. The launcher
 // keeps a spare container init ready (linux.Pool), so a default start skips the init's exec.
 func monitorMain(args []string) {
-	helper := initBinary()
+	helper := daemon.InstalledInit() // "": this binary plays the part
 	pool := linux.NewPool(helper)
 	code := monitor.Main(args, builtinLauncher{pool, helper}, monitor.BuiltinExecer{InitPath: helper})
 	if err := pool.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-monitor:", err)
 	}
 	os.Exit(code)
-}
-
-// initBinary is the berth-init installed next to this binary, which starts faster as a container's
-// init or exec helper than this one does; "" (this binary) when there is none.
-func initBinary() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	p := filepath.Join(filepath.Dir(exe), "berth-init")
-	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-		return p
-	}
-	return ""
 }
 
 // builtinLauncher starts containers with internal/runtime/linux: the container's init is the monitor's

@@ -28,7 +28,10 @@ type Config struct {
 	DefaultRuntime string
 	// Runtimes maps --runtime names to OCI runtime binaries ("runc" -> "/usr/sbin/runc").
 	Runtimes map[string]string
-	Logger   *slog.Logger
+	// InitBinary is the static binary bind-mounted as the container's /sbin/docker-init for --init;
+	// "" makes --init fail.
+	InitBinary string
+	Logger     *slog.Logger
 	// Events, when set, is told about container lifecycle changes (create, start, die, destroy, ...).
 	Events func(action, id string, attrs map[string]string)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime/cgroups"
+	"github.com/berth-dev/berth/internal/runtime/reaper"
 	"github.com/berth-dev/berth/internal/runtime/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -79,7 +80,12 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	cleanup := func() {
 		_ = s.cfg.Rootfs.Unmount(rootfs)
 	}
-	sp, err := spec.Generate(s.specOptions(&c.rec, rootfs))
+	opts, err := s.specOptions(&c.rec, rootfs)
+	if err != nil {
+		cleanup()
+		return err
+	}
+	sp, err := spec.Generate(opts)
 	if err != nil {
 		cleanup()
 		return err
@@ -158,7 +164,7 @@ func exitCodeForStartError(err error) int {
 }
 
 // specOptions translates a container's configuration into the runtime's terms.
-func (s *Service) specOptions(r *record, rootfs string) spec.Options {
+func (s *Service) specOptions(r *record, rootfs string) (spec.Options, error) {
 	hc := r.HostConfig
 	res := hc.Resources
 	o := spec.Options{
@@ -204,7 +210,15 @@ func (s *Service) specOptions(r *record, rootfs string) spec.Options {
 		bind(r.HostnamePath, "/etc/hostname"),
 		bind(r.HostsPath, "/etc/hosts"),
 	)
-	return o
+	if hc.Init != nil && *hc.Init {
+		if s.cfg.InitBinary == "" {
+			return o, errdefs.InvalidParameter(errors.New("--init is not available: berthd found no init binary to put in the container"))
+		}
+		o.Mounts = append(o.Mounts, specs.Mount{Destination: reaper.Path, Type: "bind", Source: s.cfg.InitBinary,
+			Options: []string{"bind", "ro", "nosuid", "nodev", "rprivate"}})
+		o.Args = append([]string{reaper.Path, "--"}, o.Args...)
+	}
+	return o, nil
 }
 
 // handleExit records the end of a container's run. It is called for every exit the monitor reports,

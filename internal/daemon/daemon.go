@@ -208,15 +208,16 @@ func (d *Daemon) open(ctx context.Context) error {
 	}
 	d.images = imgs
 	cs2, err = container.New(container.Config{
-		Root:     filepath.Join(opts.DataRoot, "containers"),
-		ExecRoot: filepath.Join(opts.ExecRoot, "bundles"),
-		DB:       db,
-		Images:   imageResolver{imgs},
-		Rootfs:   rootfsManager{sn},
-		Monitor:  monitorAdapter{mon},
-		Runtimes: d.runtimes,
-		Logger:   d.log,
-		Events:   d.events.Hook(eventtypes.ContainerEventType),
+		Root:       filepath.Join(opts.DataRoot, "containers"),
+		ExecRoot:   filepath.Join(opts.ExecRoot, "bundles"),
+		DB:         db,
+		Images:     imageResolver{imgs},
+		Rootfs:     rootfsManager{sn},
+		Monitor:    monitorAdapter{mon},
+		Runtimes:   d.runtimes,
+		InitBinary: initBinary(),
+		Logger:     d.log,
+		Events:     d.events.Hook(eventtypes.ContainerEventType),
 	})
 	if err != nil {
 		return err
@@ -315,4 +316,28 @@ func listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: tcp listeners need TLS, which is not supported yet; use a unix socket", addr)
 	}
 	return nil, fmt.Errorf("%s: unsupported protocol %q (use unix://)", addr, proto)
+}
+
+// initBinary is what --init puts in a container: the berth-init installed next to berthd, or berthd
+// itself, which also answers to the name docker-init. Both are static, so they run in any image.
+func initBinary() string {
+	if p := InstalledInit(); p != "" {
+		return p
+	}
+	exe, _ := os.Executable()
+	return exe
+}
+
+// InstalledInit is the berth-init binary installed next to the running executable, or "" when there is
+// none. It starts faster than berthd as a container's init or exec helper.
+func InstalledInit() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), "berth-init")
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return p
+	}
+	return ""
 }
