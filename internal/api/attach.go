@@ -38,9 +38,17 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, id stri
 	if err != nil {
 		return err
 	}
+	return s.runHijacked(w, r, tty, stream, "attach ended with an error", "container", id)
+}
+
+// runHijacked takes over the connection of a streaming request (attach, exec start), answers it with
+// Docker's upgrade head, and runs stream on it until the session ends. Once the connection is taken
+// there is nobody to return an error to, so later failures are logged with what and the key/value
+// pair; only a connection that cannot be taken over is returned, for an ordinary error response.
+func (s *Server) runHijacked(w http.ResponseWriter, r *http.Request, tty bool, stream func(net.Conn) error, what, key, val string) error {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return fmt.Errorf("attach needs a hijackable connection: %w", err)
+		return fmt.Errorf("streaming needs a hijackable connection: %w", err)
 	}
 	untrack := s.trackHijacked(conn)
 	defer func() {
@@ -63,10 +71,9 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, id stri
 	if _, err := conn.Write([]byte(head)); err != nil {
 		return nil // the client is gone before the session began
 	}
-
 	err = stream(wrapHijacked(conn, brw.Reader))
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed) {
-		s.log.Warn("attach ended with an error", "container", id, "error", err)
+		s.log.Warn(what, key, val, "error", err)
 	}
 	return nil
 }

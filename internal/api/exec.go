@@ -2,12 +2,10 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/docker/docker/api/types/backend"
 	"github.com/docker/docker/api/types/container"
@@ -80,34 +78,7 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request, id string) er
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return fmt.Errorf("exec needs a hijackable connection: %w", err)
-	}
-	untrack := s.trackHijacked(conn)
-	defer func() {
-		untrack()
-		conn.Close()
-	}()
-	_ = conn.SetDeadline(time.Time{})
-	status := http.StatusOK
-	head := "HTTP/1.1 200 OK\r\nContent-Type: " + outputMediaType(r.Context(), tty) + "\r\n\r\n"
-	if r.Header.Get("Upgrade") != "" {
-		status = http.StatusSwitchingProtocols
-		head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: " + outputMediaType(r.Context(), tty) +
-			"\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
-	}
-	if rec, ok := w.(*recorder); ok {
-		rec.status = status
-	}
-	if _, err := conn.Write([]byte(head)); err != nil {
-		return nil
-	}
-	err = stream(wrapHijacked(conn, brw.Reader))
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed) {
-		s.log.Warn("exec ended with an error", "exec", id, "error", err)
-	}
-	return nil
+	return s.runHijacked(w, r, tty, stream, "exec ended with an error", "exec", id)
 }
 
 // execInspect serves GET /exec/{id}/json.

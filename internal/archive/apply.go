@@ -398,7 +398,9 @@ func setTimes(dirfd int, base string, mtime time.Time) error {
 	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// ctxReader stops a long copy when the context is cancelled.
+// ContextReader returns r, made to fail with ctx's error once ctx ends, so a long copy stops.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

@@ -116,26 +116,9 @@ func newSaveCommand(e *env) *cobra.Command {
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if output == "" {
-				if _, isTerm := terminalFd(e.Out); isTerm {
-					return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-				}
-			}
-			var rc io.ReadCloser
-			err := e.do(ctx, func(c *client.Client) error {
-				var err error
-				rc, err = c.ImageSave(ctx, args)
-				return err
+			return saveArchive(ctx, e, output, func(c *client.Client) (io.ReadCloser, error) {
+				return c.ImageSave(ctx, args)
 			})
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			if output == "" {
-				_, err = io.Copy(e.Out, rc)
-				return err
-			}
-			return writeFileAtomic(output, rc)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

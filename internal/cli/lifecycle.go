@@ -118,46 +118,52 @@ func startAttached(ctx context.Context, e *env, name string, interactive bool, d
 	return waitResult(statusCh, errCh)
 }
 
-func newStopCommand(e *env) *cobra.Command {
+// stopFlags registers stop's and restart's -t/--time and -s/--signal on cmd and returns how to read
+// them as the API's options.
+func stopFlags(cmd *cobra.Command) func() container.StopOptions {
 	var timeout optionalInt
 	var sig string
+	cmd.Flags().VarP(&timeout, "time", "t", "Seconds to wait before killing the container")
+	cmd.Flags().Var(&timeout, "timeout", "Seconds to wait before killing the container")
+	_ = cmd.Flags().MarkHidden("timeout")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "Signal to send to the container")
+	return func() container.StopOptions {
+		opts := container.StopOptions{Signal: sig}
+		if timeout.set {
+			t := int(timeout.v)
+			opts.Timeout = &t
+		}
+		return opts
+	}
+}
+
+func newStopCommand(e *env) *cobra.Command {
+	var stopOpts func() container.StopOptions
 	cmd := &cobra.Command{
 		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Stop one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			opts := container.StopOptions{Signal: sig}
-			if timeout.set {
-				t := int(timeout.v)
-				opts.Timeout = &t
-			}
+			opts := stopOpts()
 			return silentFailure(forEach(ctx, e, args, func(c *client.Client, name string) error {
 				return c.ContainerStop(ctx, name, opts)
 			}))
 		},
 	}
-	cmd.Flags().VarP(&timeout, "time", "t", "Seconds to wait before killing the container")
-	cmd.Flags().Var(&timeout, "timeout", "Seconds to wait before killing the container")
-	_ = cmd.Flags().MarkHidden("timeout")
-	cmd.Flags().StringVarP(&sig, "signal", "s", "", "Signal to send to the container")
+	stopOpts = stopFlags(cmd)
 	return cmd
 }
 
 func newRestartCommand(e *env) *cobra.Command {
-	var timeout optionalInt
-	var sig string
+	var stopOpts func() container.StopOptions
 	cmd := &cobra.Command{
 		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Restart one or more containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			opts := container.StopOptions{Signal: sig}
-			if timeout.set {
-				t := int(timeout.v)
-				opts.Timeout = &t
-			}
+			opts := stopOpts()
 			return silentFailure(forEach(ctx, e, args, func(c *client.Client, name string) error {
 				err := c.ContainerRestart(ctx, name, opts)
 				if err == nil || !isMissingEndpoint(err) {
@@ -171,8 +177,7 @@ func newRestartCommand(e *env) *cobra.Command {
 			}))
 		},
 	}
-	cmd.Flags().VarP(&timeout, "time", "t", "Seconds to wait before killing the container")
-	cmd.Flags().StringVarP(&sig, "signal", "s", "", "Signal to send to the container")
+	stopOpts = stopFlags(cmd)
 	return cmd
 }
 

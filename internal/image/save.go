@@ -9,6 +9,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -188,7 +189,7 @@ func (sw *saveWriter) blob(ctx context.Context, d digest.Digest) (int64, error) 
 		return 0, err
 	}
 	defer f.Close()
-	if err := sw.file("blobs/sha256/"+d.Encoded(), size, &ctxReader{ctx, f}); err != nil {
+	if err := sw.file("blobs/sha256/"+d.Encoded(), size, archive.ContextReader(ctx, f)); err != nil {
 		return 0, err
 	}
 	sw.written[d] = true

@@ -143,7 +143,7 @@ func (s *Service) unpack(ctx context.Context, parent string, l layerSource) (dig
 
 	if haveSnapshot {
 		// Only the blob went missing; store it without unpacking again.
-		if _, err := io.Copy(w, &ctxReader{ctx, r}); err != nil {
+		if _, err := io.Copy(w, archive.ContextReader(ctx, r)); err != nil {
 			return "", 0, err
 		}
 		return w.Commit(l.DiffID)
@@ -208,16 +208,4 @@ func randomHex() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
