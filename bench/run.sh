@@ -33,6 +33,8 @@ cleanup() {
   fi
   [ -n "${berthd_pid:-}" ] && kill "$berthd_pid" && wait "$berthd_pid" 2>/dev/null
   pkill -f "berth-monitor --exec-root $work/exec"
+  ip link del berthbench0 2>/dev/null
+  nft delete table ip berth-berthbench0 2>/dev/null
   stale=$(DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli ps -aq --filter name=bench-tty- 2>/dev/null)
   [ -n "$stale" ] && DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli rm -f $stale >/dev/null
   if [ -n "$started_dockerd" ] && dpid=$(cat /run/docker-ref.pid 2>/dev/null); then
@@ -47,7 +49,8 @@ trap cleanup EXIT
 make -s build
 scripts/busybox-rootfs.sh >"$work/busybox-rootfs.tar"
 
-bin/berthd --data-root "$work/data" --exec-root "$work/exec" >"$out/berthd.log" 2>&1 &
+# A bridge of its own, removed with the run, so an installed berthd's berth0 is left alone.
+bin/berthd --data-root "$work/data" --exec-root "$work/exec" --bridge berthbench0 >"$out/berthd.log" 2>&1 &
 berthd_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 
@@ -143,3 +146,47 @@ declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
   echo "| same through the berth CLI (ms) | | ${stats_berth_cli} |"
   echo "| engine RSS per TTY ctr with a client attached (MiB) | ${rss_per[docker]} | ${rss_per[berth]} |"
 } | tee "$out/extras.md"
+
+# Networking extras (issue 5), same docker CLI against both engines: what the bridge adds to
+# `run --rm true` (default network against --network none), TCP throughput container to container over
+# the bridge, and from the host to a port published on 127.0.0.1 (dockerd's userland proxy there;
+# Berth's DNAT in the kernel). tcpbench is a static Go program copied into the containers.
+CGO_ENABLED=0 go build -o "$work/tcpbench" ./bench/tcpbench
+net_mib=${BENCH_NET_MIB:-2000}
+{
+  echo
+  echo "| network metric | docker | berth |"
+  echo "|---|---|---|"
+  declare -A none_ms bridge_ms c2c host_pub
+  for e in docker berth; do
+    h=${host[$e]}
+    hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$work/net-$e.json" \
+      "$docker_cli -H $h run --rm --network none busybox true" "$docker_cli -H $h run --rm busybox true" >/dev/null 2>&1
+    none_ms[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/net-$e.json")
+    bridge_ms[$e]=$(jq '.results[1].median*1000 | .*10 | round / 10' "$work/net-$e.json")
+    DOCKER_HOST=$h $docker_cli rm -f bench-net-srv bench-net-cli >/dev/null 2>&1 || true
+    DOCKER_HOST=$h $docker_cli create --name bench-net-srv -p 127.0.0.1:18555:5001 busybox /tcpbench server :5001 >/dev/null
+    DOCKER_HOST=$h $docker_cli cp "$work/tcpbench" bench-net-srv:/tcpbench
+    DOCKER_HOST=$h $docker_cli start bench-net-srv >/dev/null
+    ip=$(DOCKER_HOST=$h $docker_cli inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' bench-net-srv)
+    DOCKER_HOST=$h $docker_cli create --name bench-net-cli busybox /tcpbench client "$ip:5001" "$net_mib" >/dev/null
+    DOCKER_HOST=$h $docker_cli cp "$work/tcpbench" bench-net-cli:/tcpbench
+    best=0
+    for _ in 1 2 3; do
+      r=$(DOCKER_HOST=$h $docker_cli start -a bench-net-cli)
+      [ "${r:-0}" -gt "$best" ] && best=$r
+    done
+    c2c[$e]=$best
+    best=0
+    for _ in 1 2 3; do
+      r=$("$work/tcpbench" client 127.0.0.1:18555 "$net_mib")
+      [ "${r:-0}" -gt "$best" ] && best=$r
+    done
+    host_pub[$e]=$best
+    DOCKER_HOST=$h $docker_cli rm -f bench-net-srv bench-net-cli >/dev/null
+  done
+  echo "| run --rm true, --network none: median (ms) | ${none_ms[docker]} | ${none_ms[berth]} |"
+  echo "| run --rm true, default bridge: median (ms) | ${bridge_ms[docker]} | ${bridge_ms[berth]} |"
+  echo "| TCP container to container over the bridge, best of 3 (MB/s) | ${c2c[docker]} | ${c2c[berth]} |"
+  echo "| TCP host to 127.0.0.1 published port, best of 3 (MB/s) | ${host_pub[docker]} | ${host_pub[berth]} |"
+} | tee "$out/network.md"

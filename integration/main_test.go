@@ -90,7 +90,7 @@ func startDaemon() error {
 		return err
 	}
 	env.logFile = lf
-	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug")
+	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -142,8 +142,10 @@ func teardown() {
 				_ = dockerCmd(append([]string{"rm", "-f"}, ids...)...).Run()
 			}
 		}
+		_ = dockerCmd("network", "prune", "-f").Run()
 		stopDaemon(syscall.SIGTERM)
 	}
+	removeNetworking()
 	// Whatever still runs from our roots (the monitor, leftover containers) goes now.
 	killProcessesUnder(env.tmp)
 	unmountUnder(env.tmp)
@@ -177,6 +179,24 @@ func killProcessesUnder(dir string) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
+}
+
+// removeNetworking deletes the test daemon's bridges and rule table. Bridges of networks the tests
+// created are found through the daemon's records when it could not prune them itself.
+func removeNetworking() {
+	_ = exec.Command("ip", "link", "del", testBridge).Run()
+	_ = exec.Command("nft", "delete", "table", "ip", "berth-"+testBridge).Run()
+	out, _ := exec.Command("ip", "-o", "link", "show", "type", "bridge").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name := strings.TrimSuffix(f[1], ":")
+		if strings.HasPrefix(name, "br-") && testBridges[name] {
+			_ = exec.Command("ip", "link", "del", name).Run()
+		}
+	}
 }
 
 func unmountUnder(dir string) {

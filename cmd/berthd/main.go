@@ -72,6 +72,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&opts.ExecRoot, "exec-root", "/run/berth", "Root directory for execution state files")
 	f.StringArrayVarP(&opts.Hosts, "host", "H", nil, "Daemon socket(s) to listen on (default unix://<exec-root>/berth.sock)")
 	f.StringVarP(&logLevel, "log-level", "l", "info", "Set the logging level (debug, info, warn, error)")
+	f.StringVarP(&opts.Bridge, "bridge", "b", "berth0", "Name of the default bridge interface (created if missing)")
+	f.StringVar(&opts.BIP, "bip", "", "Default bridge's IP address and prefix, e.g. 172.17.0.1/16 (default: a free private subnet)")
 	f.StringVarP(&opts.PidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
 	return cmd
 }

@@ -71,6 +71,14 @@ func (s *Server) routeTable() []route {
 		imageNamed(http.MethodGet, "/json", s.imageInspect),
 		imageNamed(http.MethodDelete, "", s.imageRemove),
 
+		fixed(http.MethodGet, "/networks", s.networkList),
+		fixed(http.MethodPost, "/networks/create", s.networkCreate),
+		fixed(http.MethodPost, "/networks/prune", s.networkPrune),
+		named(http.MethodGet, "/networks/", "", s.networkInspect),
+		named(http.MethodDelete, "/networks/", "", s.networkRemove),
+		named(http.MethodPost, "/networks/", "/connect", s.networkConnect),
+		named(http.MethodPost, "/networks/", "/disconnect", s.networkDisconnect),
+
 		fixed(http.MethodPost, "/containers/create", s.containerCreate),
 		fixed(http.MethodGet, "/containers/json", s.containerList),
 		named(http.MethodPost, "/containers/", "/start", s.containerStart),

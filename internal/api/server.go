@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Images     ImageBackend
 	Containers ContainerBackend
+	Networks   NetworkBackend
 	System     SystemBackend
 	// Events serves GET /events (lifecycle.go); the lifecycle routes use Containers when it implements
 	// LifecycleBackend.
@@ -41,6 +42,7 @@ type Config struct {
 type Server struct {
 	images     ImageBackend
 	containers ContainerBackend
+	networks   NetworkBackend
 	system     SystemBackend
 	events     EventsBackend
 	version    types.Version
@@ -66,6 +68,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		images:     cfg.Images,
 		containers: cfg.Containers,
+		networks:   cfg.Networks,
 		system:     cfg.System,
 		events:     cfg.Events,
 		version:    completeVersion(cfg.Version),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -62,15 +63,19 @@ type containerOptions struct {
 	autoRemove  bool
 	dns         []string
 	addHosts    []string
-	securityOpt []string
-	sysctls     []string
-	logDriver   string
-	logOpts     []string
-	volumesFrom []string
-	ipc         string
-	pid         string
-	uts         string
-	oomKillOff  bool
+	// Networking beyond --network and --dns.
+	ip, macAddress, domainname string
+	aliases, links             []string
+	dnsSearch, dnsOptions      []string
+	securityOpt                []string
+	sysctls                    []string
+	logDriver                  string
+	logOpts                    []string
+	volumesFrom                []string
+	ipc                        string
+	pid                        string
+	uts                        string
+	oomKillOff                 bool
 
 	healthCmd           string
 	healthInterval      time.Duration
@@ -129,6 +134,13 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container and its associated anonymous volumes when it exits")
 	stringsFlag(fs, &o.dns, "dns", "", "Set custom DNS servers")
 	stringsFlag(fs, &o.addHosts, "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
+	stringsFlag(fs, &o.dnsSearch, "dns-search", "", "Set custom DNS search domains")
+	stringsFlag(fs, &o.dnsOptions, "dns-option", "", "Set DNS options")
+	fs.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	stringsFlag(fs, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
+	stringsFlag(fs, &o.links, "link", "", "Add link to another container")
+	fs.StringVar(&o.macAddress, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+	fs.StringVar(&o.domainname, "domainname", "", "Container NIS domain name")
 	stringsFlag(fs, &o.securityOpt, "security-opt", "", "Security Options")
 	stringsFlag(fs, &o.sysctls, "sysctl", "", "Sysctl options")
 	fs.StringVar(&o.logDriver, "log-driver", "", "Logging driver for the container")
@@ -249,6 +261,7 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 
 	cfg := &container.Config{
 		Hostname:     o.hostname,
+		Domainname:   o.domainname,
 		User:         o.user,
 		AttachStdin:  attach["stdin"],
 		AttachStdout: attach["stdout"],
@@ -297,6 +310,9 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		CapAdd:          o.capAdd,
 		CapDrop:         o.capDrop,
 		DNS:             o.dns,
+		DNSSearch:       o.dnsSearch,
+		DNSOptions:      o.dnsOptions,
+		Links:           o.links,
 		ExtraHosts:      o.addHosts,
 		GroupAdd:        o.groupAdd,
 		IpcMode:         container.IpcMode(o.ipc),
@@ -334,7 +350,11 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		i := o.init
 		hc.Init = &i
 	}
-	return &createRequest{Config: cfg, HostConfig: hc, Networking: &network.NetworkingConfig{}, Name: o.name}, nil
+	nc, err := o.networking()
+	if err != nil {
+		return nil, err
+	}
+	return &createRequest{Config: cfg, HostConfig: hc, Networking: nc, Name: o.name}, nil
 }
 
 // parseRestartPolicy accepts docker's forms: no, always, unless-stopped, on-failure[:max-retries].
@@ -500,4 +520,34 @@ func (o *containerOptions) healthcheck() (*container.HealthConfig, error) {
 		hc.Test = []string{"CMD-SHELL", o.healthCmd}
 	}
 	return hc, nil
+}
+
+// networking puts --ip, --network-alias and --mac-address on the endpoint of the --network given, as
+// the docker CLI does; they need a network to apply to.
+func (o *containerOptions) networking() (*network.NetworkingConfig, error) {
+	nc := &network.NetworkingConfig{}
+	if o.ip == "" && len(o.aliases) == 0 && o.macAddress == "" {
+		return nc, nil
+	}
+	name := o.network
+	if name == "" || name == "default" {
+		name = "default"
+	}
+	if name == "host" || name == "none" || strings.HasPrefix(name, "container:") {
+		return nil, fmt.Errorf("--ip, --network-alias and --mac-address need a bridge network, not %s", name)
+	}
+	es := &network.EndpointSettings{Aliases: o.aliases, MacAddress: o.macAddress}
+	if o.ip != "" {
+		if net.ParseIP(o.ip).To4() == nil {
+			return nil, fmt.Errorf("invalid IPv4 address: %s", o.ip)
+		}
+		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: o.ip}
+	}
+	if o.macAddress != "" {
+		if _, err := net.ParseMAC(o.macAddress); err != nil {
+			return nil, fmt.Errorf("%s is not a valid mac address", o.macAddress)
+		}
+	}
+	nc.EndpointsConfig = map[string]*network.EndpointSettings{name: es}
+	return nc, nil
 }

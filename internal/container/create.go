@@ -36,6 +36,10 @@ func (s *Service) Create(ctx context.Context, name string, cfg *container.Config
 	if err := validateHostConfig(hc); err != nil {
 		return resp, err
 	}
+	nc, err := s.prepareNetworking(cfg, hc, nc)
+	if err != nil {
+		return resp, err
+	}
 	img, err := s.cfg.Images.Resolve(ctx, cfg.Image)
 	if err != nil {
 		return resp, err

@@ -10,7 +10,6 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-units"
 )
 
@@ -135,7 +134,7 @@ func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f fi
 		if !sinceT.IsZero() && !r.Created.After(sinceT) {
 			continue
 		}
-		out = append(out, summary(&r, now))
+		out = append(out, s.summary(&r, now))
 		if limit > 0 && len(out) >= limit {
 			break
 		}
@@ -152,7 +151,7 @@ func matchPrefix(prefixes []string, id string) bool {
 	return false
 }
 
-func summary(r *record, now time.Time) container.Summary {
+func (svc *Service) summary(r *record, now time.Time) container.Summary {
 	s := container.Summary{
 		ID:      r.ID,
 		Names:   []string{"/" + r.Name},
@@ -160,7 +159,7 @@ func summary(r *record, now time.Time) container.Summary {
 		ImageID: r.ImageID,
 		Command: commandText(r),
 		Created: r.Created.Unix(),
-		Ports:   []container.Port{},
+		Ports:   svc.portsSummary(r),
 		Labels:  r.Config.Labels,
 		State:   container.ContainerState(r.State.status()),
 		Status:  statusText(r.State, now),
@@ -170,7 +169,7 @@ func summary(r *record, now time.Time) container.Summary {
 	if s.HostConfig.NetworkMode == "" {
 		s.HostConfig.NetworkMode = "none"
 	}
-	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{}}
+	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: svc.networkSettings(r).Networks}
 	return s
 }
 
@@ -224,9 +223,7 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*container.InspectRe
 		ContainerJSONBase: base,
 		Mounts:            []container.MountPoint{},
 		Config:            r.Config,
-		NetworkSettings: &container.NetworkSettings{
-			Networks: map[string]*network.EndpointSettings{},
-		},
+		NetworkSettings:   s.networkSettings(&r),
 	}
 	return resp, nil
 }

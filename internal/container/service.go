@@ -31,7 +31,9 @@ type Config struct {
 	// InitBinary is the static binary bind-mounted as the container's /sbin/docker-init for --init;
 	// "" makes --init fail.
 	InitBinary string
-	Logger     *slog.Logger
+	// Networks gives containers their network; nil leaves each with a loopback-only namespace.
+	Networks Networks
+	Logger   *slog.Logger
 	// Events, when set, is told about container lifecycle changes (create, start, die, destroy, ...).
 	Events func(action, id string, attrs map[string]string)
 }

@@ -85,6 +85,16 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 		cleanup()
 		return err
 	}
+	teardownNet, err := s.setupNetwork(ctx, &c.rec, &opts)
+	if err != nil {
+		cleanup()
+		return err
+	}
+	unmountRootfs := cleanup
+	cleanup = func() {
+		teardownNet()
+		unmountRootfs()
+	}
 	sp, err := spec.Generate(opts)
 	if err != nil {
 		cleanup()
@@ -257,6 +267,7 @@ func (s *Service) handleExit(e Exit) {
 		c.rec.RestartCount++
 		c.rec.State.Status = "restarting"
 	}
+	s.teardownNetwork(c.rec.ID)
 	if err := s.cfg.Rootfs.Unmount(s.rootfsDir(c.rec.ID)); err != nil {
 		s.log.Warn("unmounting container rootfs", "id", c.rec.ID, "err", err)
 	}

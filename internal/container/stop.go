@@ -208,6 +208,7 @@ func (s *Service) Remove(ctx context.Context, ref string, force, removeVolumes b
 
 	var errs []error
 	_ = s.cfg.Monitor.Delete(ctx, r.ID)
+	s.teardownNetwork(r.ID)
 	if err := s.cfg.Rootfs.Unmount(s.rootfsDir(r.ID)); err != nil {
 		errs = append(errs, err)
 	}

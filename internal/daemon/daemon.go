@@ -27,6 +27,7 @@ import (
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/snapshot"
 	apiversion "github.com/docker/docker/api"
 	"github.com/docker/docker/api/types"
@@ -43,8 +44,10 @@ type Options struct {
 	ExecRoot string
 	Hosts    []string
 	PidFile  string
-	Logger   *slog.Logger
-	Version  string
+	// Bridge names the default bridge's interface ("" = berth0); BIP is its address and prefix (--bip).
+	Bridge, BIP string
+	Logger      *slog.Logger
+	Version     string
 }
 
 // Daemon is a running berthd.
@@ -55,6 +58,7 @@ type Daemon struct {
 	db         *bolt.DB
 	images     *image.Service
 	containers *container.Service
+	networks   *network.Service
 	events     *events.Bus
 	snapDriver string
 	runtimes   map[string]string
@@ -97,10 +101,12 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.db.Close()
+	defer d.networks.Close()
 
 	srv := api.New(api.Config{
 		Images:     imageBackend{d.images},
 		Containers: containerBackend{d.containers},
+		Networks:   networkBackend{d},
 		System:     systemInfo{d},
 		Events:     eventsBackend{d.events},
 		Version:    d.version(),
@@ -207,6 +213,13 @@ func (d *Daemon) open(ctx context.Context) error {
 		return err
 	}
 	d.images = imgs
+	d.networks, err = network.Open(ctx, network.Config{
+		DB: db, ExecRoot: opts.ExecRoot, DefaultBridge: opts.Bridge, DefaultCIDR: opts.BIP, Logger: d.log,
+		Event: d.events.Hook(eventtypes.NetworkEventType),
+	})
+	if err != nil {
+		return fmt.Errorf("networking: %w", err)
+	}
 	cs2, err = container.New(container.Config{
 		Root:       filepath.Join(opts.DataRoot, "containers"),
 		ExecRoot:   filepath.Join(opts.ExecRoot, "bundles"),
@@ -216,6 +229,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		Monitor:    monitorAdapter{mon},
 		Runtimes:   d.runtimes,
 		InitBinary: initBinary(),
+		Networks:   d.networks,
 		Logger:     d.log,
 		Events:     d.events.Hook(eventtypes.ContainerEventType),
 	})

@@ -85,6 +85,15 @@ func Generate(o Options) (*specs.Spec, error) {
 			},
 		},
 	}
+	if o.HostNetwork {
+		ns := s.Linux.Namespaces[:0]
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.NetworkNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	}
 	if o.Privileged {
 		devs, err := hostDevices()
 		if err != nil {

@@ -21,8 +21,10 @@ type Options struct {
 	Resources       Resources
 	CgroupsPath     string // e.g. "/berth/<id>"
 	NetNSPath       string // "" = a new network namespace
-	Mounts          []specs.Mount
-	ShmSize         int64 // bytes; default 64 MiB
+	// HostNetwork shares the host's network namespace (--network host); NetNSPath is then ignored.
+	HostNetwork bool
+	Mounts      []specs.Mount
+	ShmSize     int64 // bytes; default 64 MiB
 	// NoNewPrivileges maps to --security-opt no-new-privileges.
 	NoNewPrivileges bool
 }
