@@ -406,6 +406,7 @@ func TestNetworkIsolationAndInternal(t *testing.T) {
 }
 
 func TestNetworkConnectDisconnect(t *testing.T) {
+	since := fmt.Sprint(time.Now().Add(-time.Second).Unix())
 	front, back := uniqueName(t)+"-front", uniqueName(t)+"-back"
 	mustNetwork(t, front)
 	mustNetwork(t, "--subnet", "10.252.10.0/24", back)
@@ -443,6 +444,13 @@ func TestNetworkConnectDisconnect(t *testing.T) {
 	mustDocker(t, "start", app)
 	if r := docker(t, "exec", app, "timeout", "3", "wget", "-qO-", "http://"+db+"/"); r.code != 0 {
 		t.Fatalf("connect while stopped: %s", r)
+	}
+	ev := mustDocker(t, "events", "--since", since, "--until", fmt.Sprint(time.Now().Unix()+1),
+		"--filter", "type=network", "--filter", "network="+back, "--format", "{{.Action}}")
+	for _, want := range []string{"create", "connect", "disconnect"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("network events lack %q: %q", want, ev)
+		}
 	}
 }
 
@@ -604,7 +612,13 @@ func TestNetworkNoLeaks(t *testing.T) {
 	if failed.Load() > 0 {
 		return
 	}
-	if after := ourVeths(t); after != before {
+	// Veths go in the background after each exit: give the last ones a moment.
+	after := ourVeths(t)
+	for i := 0; i < 100 && after != before; i++ {
+		time.Sleep(100 * time.Millisecond)
+		after = ourVeths(t)
+	}
+	if after != before {
 		t.Errorf("veths on %s: %d before, %d after", testBridge, before, after)
 	}
 	ents, _ := os.ReadDir(filepath.Join(env.execRoot, "netns"))

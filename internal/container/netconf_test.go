@@ -12,7 +12,7 @@ import (
 func TestPortRequests(t *testing.T) {
 	exposed := nat.PortSet{"80/tcp": {}, "53/udp": {}, "443/tcp": {}}
 	bindings := nat.PortMap{
-		"443/tcp": {{HostIP: "127.0.0.1", HostPort: "8443"}},
+		"443/tcp":  {{HostIP: "127.0.0.1", HostPort: "8443"}},
 		"9000/tcp": {{HostPort: "9000-9005"}},
 	}
 	got := portRequests(exposed, bindings, true)

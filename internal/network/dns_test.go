@@ -25,7 +25,9 @@ func TestResolveLocal(t *testing.T) {
 	add("cccccccccccc33", "db", nil, &Endpoint{NetworkID: "n2", Network: "back", IP: ip("10.0.2.4"), Aliases: []string{"www"}})
 	add("dddddddddddd44", "secret", nil, &Endpoint{NetworkID: "n3", Network: "other", IP: ip("10.0.3.2")})
 
-	q := func(name string, typ uint16) dns.Question { return dns.Question{Name: name + ".", Qtype: typ, Qclass: dns.ClassINET} }
+	q := func(name string, typ uint16) dns.Question {
+		return dns.Question{Name: name + ".", Qtype: typ, Qclass: dns.ClassINET}
+	}
 	ips := func(rrs []dns.RR) map[string]bool {
 		m := map[string]bool{}
 		for _, rr := range rrs {

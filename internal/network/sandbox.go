@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
@@ -15,8 +16,10 @@ import (
 // Setup creates a container's network namespace, attaches it to the requested networks and publishes
 // its ports. On error nothing is left behind.
 func (s *Service) Setup(ctx context.Context, req SandboxRequest) (Sandbox, error) {
+	start := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.log.Debug("network setup", "container", req.ContainerID, "took", time.Since(start)) }()
 	if old, ok := s.sbs[req.ContainerID]; ok {
 		// A leftover of a run whose exit we never saw through (berthd died meanwhile).
 		s.teardown(old)
@@ -149,6 +152,10 @@ func (s *Service) Teardown(containerID string) error {
 
 // teardown removes everything of sb. Called with s.mu held; failures are logged, as there is no one to
 // return them to who could do better.
+//
+// Deleting a veth waits for an RCU grace period (20-40 ms here), so the links go in the background: the
+// exit of a container, and `run --rm`, do not wait for it. The addresses stay taken until the links are
+// gone, so no new container can meet its predecessor's interface on the bridge.
 func (s *Service) teardown(sb *Sandbox) {
 	hadPorts := len(sb.Ports) > 0
 	_, recorded := s.sbs[sb.ContainerID]
@@ -158,15 +165,6 @@ func (s *Service) teardown(sb *Sandbox) {
 			s.log.Warn("removing published ports", "container", sb.ContainerID, "err", err)
 		}
 	}
-	for _, ep := range sb.Endpoints {
-		// Deleting the host end takes the pair down now, rather than whenever the kernel gets round to
-		// the dead namespace, so the address is free for the next container at once.
-		if err := deleteLink(ep.Veth); err != nil {
-			s.log.Warn("deleting veth", "veth", ep.Veth, "err", err)
-		}
-		s.cfg.Event("disconnect", ep.NetworkID, map[string]string{"container": sb.ContainerID, "name": ep.Network, "type": DriverBridge})
-	}
-	s.forget(sb)
 	if err := removeNetNS(sb.NetNS); err != nil {
 		s.log.Warn("removing network namespace", "path", sb.NetNS, "err", err)
 	}
@@ -175,6 +173,21 @@ func (s *Service) teardown(sb *Sandbox) {
 			s.log.Warn("forgetting sandbox", "container", sb.ContainerID, "err", err)
 		}
 	}
+	for _, ep := range sb.Endpoints {
+		s.cfg.Event("disconnect", ep.NetworkID, map[string]string{"container": sb.ContainerID, "name": ep.Network, "type": DriverBridge})
+	}
+	s.unlinking.Add(1)
+	go func() {
+		defer s.unlinking.Done()
+		for _, ep := range sb.Endpoints {
+			if err := deleteLink(ep.Veth); err != nil {
+				s.log.Warn("deleting veth", "veth", ep.Veth, "err", err)
+			}
+		}
+		s.mu.Lock()
+		s.forget(sb)
+		s.mu.Unlock()
+	}()
 }
 
 // forget releases sb's addresses.

@@ -55,6 +55,7 @@ type Service struct {
 	// upstream are the host's resolvers, for embedded DNS forwarding and default-bridge resolv.conf.
 	upstream   []string
 	portCursor uint32 // where the search for a free host port starts
+	unlinking  sync.WaitGroup
 }
 
 // Open loads the recorded networks and sandboxes, makes sure the predefined networks, bridges and
@@ -129,8 +130,10 @@ func tableName(bridge string) string {
 
 func (s *Service) netnsDir() string { return filepath.Join(s.cfg.ExecRoot, "netns") }
 
-// Close stops the DNS servers. Links, namespaces and rules stay: containers keep running without berthd.
+// Close stops the DNS servers and lets veth deletions under way finish. Links, namespaces and rules of
+// running containers stay: they keep running without berthd.
 func (s *Service) Close() {
+	s.unlinking.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, d := range s.dns {
