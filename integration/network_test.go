@@ -640,7 +640,9 @@ func shortLived(ctx context.Context, c *client.Client, i int) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = c.ContainerRemove(context.WithoutCancel(ctx), resp.ID, container.RemoveOptions{Force: true}) }()
+	defer func() {
+		_ = c.ContainerRemove(context.WithoutCancel(ctx), resp.ID, container.RemoveOptions{Force: true})
+	}()
 	waitC, errC := c.ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
 	if err := c.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		return err
