@@ -110,6 +110,15 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 			_ = s.deleteSandbox(id)
 		}
 	}
+	// Pins without a sandbox record are from a berthd that died in the middle of a setup; their links
+	// go with them.
+	if ents, err := os.ReadDir(s.netnsDir()); err == nil {
+		for _, e := range ents {
+			if _, ok := s.sbs[e.Name()]; !ok {
+				_ = removeNetNS(filepath.Join(s.netnsDir(), e.Name()))
+			}
+		}
+	}
 	if err := s.applyRules(); err != nil {
 		return nil, err
 	}
