@@ -15,12 +15,13 @@
 // the one locked OS thread that finally calls execve.
 //
 // A Pool saves most of a start's time (the init's exec, Go runtime start and package inits) by keeping
-// one init started ahead, a spare (spare.go): booted at idle CPU priority, in fresh pid, uts, ipc and net
+// one init started ahead, a spare (spare.go): booted at idle CPU priority, in fresh pid, uts and ipc
 // namespaces, holding only /dev/null as 0-2 and a socket to the pool, killed by the kernel if the pool's
 // thread dies. A start with the default namespace set hands it the stdio and both pipes over the socket
 // (SCM_RIGHTS, dup2'ed onto 0-4), after which the parent's half of Spawn runs unchanged: cgroup, spec,
 // error pipe. The spare unshares its mount namespace only then, so it sees the rootfs mounted since it
-// started. Other namespace sets, or no spare ready, take the cold path.
+// started, and its network namespace too (or joins one by path, or keeps the host's). Other namespace
+// sets, or no spare ready, take the cold path.
 //
 // Process.Wait returns once the exit status and OOM state are known; the cgroup is emptied and removed
 // in the background (a v1 rmdir can stay busy for milliseconds), and a new start with the same cgroup

@@ -53,6 +53,13 @@ func InitMain() {
 		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 			reportAndExit(errPipe, kindSystem, fmt.Errorf("unshare mount namespace: %w", err))
 		}
+		// A spare lives in the host's network namespace (see warmFlags); a container asking for a new
+		// one gets it now, on this thread, like the mount namespace.
+		if newNamespace(&s, specs.NetworkNamespace) {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				reportAndExit(errPipe, kindSystem, fmt.Errorf("unshare network namespace: %w", err))
+			}
+		}
 	}
 	if err := setupContainer(&s); err != nil {
 		reportAndExit(errPipe, kindSystem, err)

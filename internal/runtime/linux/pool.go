@@ -18,11 +18,15 @@ import (
 )
 
 // warmFlags is the namespace set a spare serves: Docker's default (new pid, mount, uts, ipc and net; the
-// cgroup namespace is unshared later in any case). A spare is cloned with all but the mount namespace,
-// which it unshares once it has its job (see spare.go).
+// cgroup namespace is unshared later in any case). A spare is cloned with the pid, uts and ipc ones. It
+// unshares the mount namespace once it has its job (see spare.go), and the network namespace is also
+// settled then: unshared for --network none, joined by path for a bridge (berthd made and wired it
+// beforehand), or left as the host's. Most containers get a namespace from berthd, so a spare that made
+// one at clone would have it thrown away: a creation and a teardown of a namespace in the kernel per
+// container, for nothing.
 const (
 	warmFlags  = unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET
-	spareFlags = warmFlags &^ unix.CLONE_NEWNS
+	spareFlags = warmFlags &^ (unix.CLONE_NEWNS | unix.CLONE_NEWNET)
 )
 
 // spareStartTimeout bounds how long a new spare may take to report ready before it is given up.
@@ -101,15 +105,16 @@ func (p *Pool) Spawn(ctx context.Context, o SpawnOptions) (*Process, error) {
 	})
 }
 
-// warmable reports whether a spare's namespaces fit s: the default set, where net, uts and ipc may also
-// be joined by path (the init's setns then leaves the spare's own fresh one, as a cold init never had it).
+// warmable reports whether a spare's namespaces fit s: the default set, where uts and ipc may also be
+// joined by path (the init's setns then leaves the spare's own fresh one, as a cold init never had it),
+// with any network namespace: new, joined by path, or the host's.
 func warmable(s *specs.Spec, flags uintptr) bool {
 	for _, ns := range s.Linux.Namespaces {
 		if _, ok := setnsFlag[ns.Type]; ok && ns.Path != "" && ns.Type != specs.CgroupNamespace {
 			flags |= nsCloneFlag[ns.Type]
 		}
 	}
-	return flags == warmFlags
+	return flags|unix.CLONE_NEWNET == warmFlags
 }
 
 // Close kills the spare, stops making new ones and waits (up to ten seconds) for the cgroups of exited

@@ -211,7 +211,7 @@ func TestSpareHoldsNoExtraFds(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("spare fds %v, want %v", got, want)
 	}
-	for ns, same := range map[string]bool{"pid": false, "net": false, "uts": false, "ipc": false, "mnt": true} {
+	for ns, same := range map[string]bool{"pid": false, "net": true, "uts": false, "ipc": false, "mnt": true} {
 		mine, _ := os.Readlink("/proc/self/ns/" + ns)
 		its, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
 		if (mine == its) != same {
@@ -397,4 +397,21 @@ func runIn(t *testing.T, p *Pool, o spec.Options, edit func(*specs.Spec)) (poolR
 func readAllString(f *os.File) (string, error) {
 	b, err := io.ReadAll(f)
 	return string(b), err
+}
+
+// TestWarmNetworkNamespaces: a spare serves a new network namespace (made at the job, with lo up) and
+// the host's (--network host) alike.
+func TestWarmNetworkNamespaces(t *testing.T) {
+	p := newTestPool(t)
+	mine, _ := os.Readlink("/proc/self/ns/net")
+	waitSpare(t, p)
+	r, warm := runIn(t, p, spec.Options{Args: []string{"sh", "-c", "readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate"}}, nil)
+	if !warm || strings.HasPrefix(r.stdout, mine+"\n") || !strings.Contains(r.stdout, "unknown") {
+		t.Fatalf("new netns: warm %v, got %q (host's %q, stderr %q)", warm, r.stdout, mine, r.stderr)
+	}
+	waitSpare(t, p)
+	r, warm = runIn(t, p, spec.Options{HostNetwork: true, Args: []string{"readlink", "/proc/self/ns/net"}}, nil)
+	if !warm || r.stdout != mine+"\n" {
+		t.Fatalf("host netns: warm %v, got %q want %q (stderr %q)", warm, r.stdout, mine, r.stderr)
+	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // A spare is an init started before any container needs it: exec'd, Go runtime and package inits done,
-// in fresh pid, uts, ipc and net namespaces, blocked on a unix socket (SOCK_SEQPACKET) to its Pool.
+// in fresh pid, uts and ipc namespaces, blocked on a unix socket (SOCK_SEQPACKET) to its Pool.
 // The exchange on that socket, one packet each:
 //
 //	spare -> pool  spareReady             it is up; until then the pool does not offer it work
