@@ -41,7 +41,7 @@ cleanup() {
     kill "$dpid"
     for _ in $(seq 400); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
   fi
-  grep -o "$work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
+  grep -o "$work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
