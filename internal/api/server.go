@@ -28,6 +28,8 @@ type Config struct {
 	Images     ImageBackend
 	Containers ContainerBackend
 	System     SystemBackend
+	// Volumes serves the /volumes routes (volumes.go).
+	Volumes VolumeBackend
 	// Events serves GET /events (lifecycle.go); the lifecycle routes use Containers when it implements
 	// LifecycleBackend.
 	Events EventsBackend
@@ -42,6 +44,7 @@ type Server struct {
 	images     ImageBackend
 	containers ContainerBackend
 	system     SystemBackend
+	volumes    VolumeBackend
 	events     EventsBackend
 	version    types.Version
 	log        *slog.Logger
@@ -67,6 +70,7 @@ func New(cfg Config) *Server {
 		images:     cfg.Images,
 		containers: cfg.Containers,
 		system:     cfg.System,
+		volumes:    cfg.Volumes,
 		events:     cfg.Events,
 		version:    completeVersion(cfg.Version),
 		log:        log,
@@ -74,6 +78,7 @@ func New(cfg Config) *Server {
 		hijacked:   make(map[net.Conn]struct{}),
 	}
 	s.routes = append(append(s.routeTable(), s.lifecycleRoutes()...), s.filesystemRoutes()...)
+	s.routes = append(s.routes, s.volumeRoutes()...)
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -31,6 +31,8 @@ type Config struct {
 	// InitBinary is the static binary bind-mounted as the container's /sbin/docker-init for --init;
 	// "" makes --init fail.
 	InitBinary string
+	// Volumes provides named and anonymous volumes; nil makes any volume mount fail.
+	Volumes VolumeStore
 	Logger     *slog.Logger
 	// Events, when set, is told about container lifecycle changes (create, start, die, destroy, ...).
 	Events func(action, id string, attrs map[string]string)
@@ -75,6 +77,11 @@ func New(cfg Config) (*Service, error) {
 		s.byID[r.ID] = c
 		s.names[r.Name] = r.ID
 		s.meta[r.ID] = metaOf(&r)
+		if cfg.Volumes != nil {
+			for _, n := range volumeNames(&r) {
+				cfg.Volumes.Retain(n, r.ID)
+			}
+		}
 	}
 	return s, nil
 }

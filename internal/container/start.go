@@ -80,11 +80,21 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	cleanup := func() {
 		_ = s.cfg.Rootfs.Unmount(rootfs)
 	}
+	mounts, unmountVolumes, err := s.startMounts(ctx, &c.rec, rootfs)
+	if err != nil {
+		cleanup()
+		return err
+	}
+	cleanup = func() {
+		unmountVolumes()
+		_ = s.cfg.Rootfs.Unmount(rootfs)
+	}
 	opts, err := s.specOptions(&c.rec, rootfs)
 	if err != nil {
 		cleanup()
 		return err
 	}
+	opts.Mounts = append(opts.Mounts, mounts...)
 	sp, err := spec.Generate(opts)
 	if err != nil {
 		cleanup()
@@ -260,6 +270,7 @@ func (s *Service) handleExit(e Exit) {
 	if err := s.cfg.Rootfs.Unmount(s.rootfsDir(c.rec.ID)); err != nil {
 		s.log.Warn("unmounting container rootfs", "id", c.rec.ID, "err", err)
 	}
+	s.unmountVolumes(&c.rec)
 	if err := saveRecord(s.cfg.DB, &c.rec); err != nil {
 		s.log.Error("saving container state", "id", c.rec.ID, "err", err)
 	}
@@ -363,6 +374,12 @@ func (s *Service) reconcile(ctx context.Context) error {
 			c.mu.Lock()
 			if c.rec.State.Status == "running" {
 				s.startHealth(c, false)
+				// The volume service counts running users in memory; tell it again.
+				for _, n := range volumeNames(&c.rec) {
+					if s.cfg.Volumes != nil {
+						_, _ = s.cfg.Volumes.Mount(ctx, n, c.rec.ID)
+					}
+				}
 			}
 			c.mu.Unlock()
 		case ok && p.Status == "exited":

@@ -28,6 +28,8 @@ type record struct {
 	Config       *container.Config
 	HostConfig   *container.HostConfig
 	Networking   *network.NetworkingConfig `json:",omitempty"`
+	// MountPoints are the container's volumes, binds and --mount tmpfs, resolved at create.
+	MountPoints []mountPoint `json:",omitempty"`
 	State        state
 	RestartCount int
 	// ManuallyStopped is set by stop and cleared by start: it keeps unless-stopped (and, until berthd

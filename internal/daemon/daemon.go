@@ -28,6 +28,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/volume"
 	apiversion "github.com/docker/docker/api"
 	"github.com/docker/docker/api/types"
 	eventtypes "github.com/docker/docker/api/types/events"
@@ -55,6 +56,7 @@ type Daemon struct {
 	db         *bolt.DB
 	images     *image.Service
 	containers *container.Service
+	volumes    *volume.Service
 	events     *events.Bus
 	snapDriver string
 	runtimes   map[string]string
@@ -101,6 +103,7 @@ func Run(ctx context.Context, opts Options) error {
 	srv := api.New(api.Config{
 		Images:     imageBackend{d.images},
 		Containers: containerBackend{d.containers},
+		Volumes:    volumeBackend{d.volumes},
 		System:     systemInfo{d},
 		Events:     eventsBackend{d.events},
 		Version:    d.version(),
@@ -207,6 +210,14 @@ func (d *Daemon) open(ctx context.Context) error {
 		return err
 	}
 	d.images = imgs
+	vols, err := volume.New(volume.Config{
+		Root: filepath.Join(opts.DataRoot, "volumes"), DB: db, Logger: d.log,
+		Events: d.events.Hook(eventtypes.VolumeEventType),
+	})
+	if err != nil {
+		return err
+	}
+	d.volumes = vols
 	cs2, err = container.New(container.Config{
 		Root:       filepath.Join(opts.DataRoot, "containers"),
 		ExecRoot:   filepath.Join(opts.ExecRoot, "bundles"),
@@ -216,6 +227,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		Monitor:    monitorAdapter{mon},
 		Runtimes:   d.runtimes,
 		InitBinary: initBinary(),
+		Volumes:    volumeStore{vols},
 		Logger:     d.log,
 		Events:     d.events.Hook(eventtypes.ContainerEventType),
 	})
