@@ -33,7 +33,7 @@ type Config struct {
 	InitBinary string
 	// Volumes provides named and anonymous volumes; nil makes any volume mount fail.
 	Volumes VolumeStore
-	Logger     *slog.Logger
+	Logger  *slog.Logger
 	// Events, when set, is told about container lifecycle changes (create, start, die, destroy, ...).
 	Events func(action, id string, attrs map[string]string)
 }
