@@ -376,3 +376,44 @@ func TestVolumesSurviveDaemonKill(t *testing.T) {
 		t.Errorf("rm after restart: %s", res)
 	}
 }
+
+func TestBerthVolumeCommands(t *testing.T) {
+	vol := uniqueName(t)
+	rmVolumesOnCleanup(t, vol, vol+"-2")
+	mustBerth := func(args ...string) string {
+		t.Helper()
+		r := berth(t, args...)
+		if r.code != 0 {
+			t.Fatalf("berth %v: %s", args, r)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	if out := mustBerth("volume", "create", "--label", "x=1", vol); out != vol {
+		t.Fatalf("create: %q", out)
+	}
+	out := mustBerth("volume", "ls", "--filter", "label=x=1")
+	if lines := strings.Split(out, "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "DRIVER") || !strings.Contains(lines[1], vol) {
+		t.Errorf("ls: %q", out)
+	}
+	if out := mustBerth("volume", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Labels.x}}", vol); out != vol+" local 1" {
+		t.Errorf("inspect: %q", out)
+	}
+	if out := mustBerth("inspect", "-f", "{{.Mountpoint}}", vol); !strings.HasSuffix(out, "/volumes/"+vol+"/_data") {
+		t.Errorf("generic inspect: %q", out)
+	}
+	if out := mustBerth("run", "--rm", "--mount", "type=volume,src="+vol+",dst=/v", "-v", vol+"-2:/w", busybox, "sh", "-c", "echo a > /v/a; echo b > /w/b; cat /v/a /w/b"); out != "a\nb" {
+		t.Errorf("run --mount: %q", out)
+	}
+	if r := berth(t, "run", "--rm", "--mount", "type=bind,src=/tmp,dst=/t,bogus=1", busybox, "true"); r.code != 125 || !strings.Contains(r.stderr, "unexpected key 'bogus'") {
+		t.Errorf("bad --mount: %s", r)
+	}
+	if out := mustBerth("volume", "rm", vol, vol+"-2"); out != vol+"\n"+vol+"-2" {
+		t.Errorf("rm: %q", out)
+	}
+	if r := berth(t, "volume", "inspect", vol); r.code == 0 || !strings.Contains(r.stderr, "No such volume: "+vol) {
+		t.Errorf("inspect removed: %s", r)
+	}
+	if out := mustBerth("volume", "prune", "-f"); !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("prune: %q", out)
+	}
+}

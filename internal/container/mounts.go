@@ -282,9 +282,10 @@ func parseMount(m mount.Mount) (mountPoint, *VolumeRequest, error) {
 	return bad(invalidMountConfig(m.Type, "mount type unknown"))
 }
 
-// unixMode converts Go's file mode bits to the octal mode tmpfs wants (sticky 01000 and so on).
+// unixMode converts a TmpfsOptions mode to the octal mode tmpfs wants. The docker CLI sends the raw
+// octal bits (01777 for "tmpfs-mode=1777"); Go SDK users may set os.ModeSticky and friends instead.
 func unixMode(m os.FileMode) uint32 {
-	out := uint32(m.Perm())
+	out := uint32(m) & 0o7777
 	if m&os.ModeSticky != 0 {
 		out |= 0o1000
 	}
