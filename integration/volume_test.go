@@ -417,3 +417,45 @@ func TestBerthVolumeCommands(t *testing.T) {
 		t.Errorf("prune: %q", out)
 	}
 }
+
+// TestCpThroughVolumes copies in and out of volumes and binds, as docker cp does: the data the container
+// sees there, not the directory underneath in its own filesystem.
+func TestCpThroughVolumes(t *testing.T) {
+	host, out := t.TempDir(), t.TempDir()
+	name := uniqueName(t)
+	vol := name + "-v"
+	rmVolumesOnCleanup(t, vol)
+	rmOnCleanup(t, name, name+"-ro")
+	if err := os.WriteFile(filepath.Join(host, "h"), []byte("host file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, "run", "-d", "--name", name, "--read-only", "-v", vol+":/data", "-v", host+":/h", busybox, "sleep", "60")
+	mustDocker(t, "exec", name, "sh", "-c", "echo in-volume > /data/f")
+	mustDocker(t, "cp", name+":/data/f", filepath.Join(out, "f"))
+	if got := readFile(t, filepath.Join(out, "f")); got != "in-volume\n" {
+		t.Errorf("cp out of a volume: %q", got)
+	}
+	mustDocker(t, "cp", name+":/h/h", filepath.Join(out, "h"))
+	if got := readFile(t, filepath.Join(out, "h")); got != "host file" {
+		t.Errorf("cp out of a bind: %q", got)
+	}
+	// Into a volume of a container with a read-only root: allowed, the volume is writable.
+	mustDocker(t, "cp", filepath.Join(out, "h"), name+":/data/copied")
+	if got := mustDocker(t, "exec", name, "cat", "/data/copied"); got != "host file" {
+		t.Errorf("cp into a volume: %q", got)
+	}
+	mustDocker(t, "cp", out+"/.", name+":/data/dir")
+	if got := mustDocker(t, "exec", name, "ls", "/data/dir"); got != "f\nh" {
+		t.Errorf("cp of a directory into a volume: %q", got)
+	}
+	if res := docker(t, "cp", filepath.Join(out, "h"), name+":/etc/x"); res.code == 0 || !strings.Contains(res.stderr, "read-only") {
+		t.Errorf("cp into a read-only root: %s", res)
+	}
+	mustDocker(t, "create", "--name", name+"-ro", "-v", vol+":/data:ro", busybox, "true")
+	if res := docker(t, "cp", filepath.Join(out, "h"), name+"-ro:/data/"); res.code == 0 || !strings.Contains(res.stderr, "mounted volume is marked read-only") {
+		t.Errorf("cp into a :ro volume: %s", res)
+	}
+	if got := mustDocker(t, "cp", name+"-ro:/data/f", "-"); !strings.Contains(got, "in-volume") {
+		t.Errorf("cp out of a stopped container's volume: %q", got)
+	}
+}

@@ -93,3 +93,28 @@ func TestCheckTmpfsOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMountAt(t *testing.T) {
+	mps := []mountPoint{
+		{Type: "volume", Name: "a", Destination: "/data"},
+		{Type: "bind", Source: "/h", Destination: "/data/sub"},
+		{Type: "tmpfs", Destination: "/t"},
+	}
+	cases := []struct{ p, dest, rest string }{
+		{"/data", "/data", "/"},
+		{"/data/", "/data", "/"},
+		{"/data/.", "/data", "/."},
+		{"/data/x/y", "/data", "/x/y"},
+		{"data/sub/f", "/data/sub", "/f"},
+		{"/data/subx", "/data", "/subx"},
+		{"/datax", "", ""},
+		{"/t/f", "", ""},
+		{"/", "", ""},
+	}
+	for _, tc := range cases {
+		mp, rest, ok := mountAt(mps, tc.p)
+		if ok != (tc.dest != "") || mp.Destination != tc.dest || rest != tc.rest {
+			t.Errorf("%s: %q %q %v, want %q %q", tc.p, mp.Destination, rest, ok, tc.dest, tc.rest)
+		}
+	}
+}
