@@ -459,3 +459,35 @@ func TestCpThroughVolumes(t *testing.T) {
 		t.Errorf("cp out of a stopped container's volume: %q", got)
 	}
 }
+
+// TestLocalDriverBindAndFileBinds: a local volume that binds an existing host directory (type=none,
+// o=bind), and a bind mount of a single file.
+func TestLocalDriverBindAndFileBinds(t *testing.T) {
+	dir := t.TempDir()
+	name := uniqueName(t)
+	vol := name + "-v"
+	rmVolumesOnCleanup(t, vol)
+	rmOnCleanup(t, name)
+	conf := filepath.Join(dir, "app.conf")
+	if err := os.WriteFile(conf, []byte("key=value\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, "volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device="+dir, vol)
+	out := mustDocker(t, "run", "--name", name, "-v", vol+":/v", "-v", conf+":/etc/app.conf:ro", busybox,
+		"sh", "-c", "cat /etc/app.conf; echo from-ctr > /v/written; ls /v")
+	if out != "key=value\napp.conf\nwritten" {
+		t.Errorf("output: %q", out)
+	}
+	if got := readFile(t, filepath.Join(dir, "written")); got != "from-ctr\n" {
+		t.Errorf("write through the bind volume: %q", got)
+	}
+	// Unmounted once its last container stopped: the host directory is untouched by the volume's removal.
+	mustDocker(t, "rm", name)
+	mustDocker(t, "volume", "rm", vol)
+	if !fileExists(filepath.Join(dir, "written")) || !fileExists(conf) {
+		t.Error("removing a bind volume deleted the host directory's content")
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), "/volumes/"+vol+"/") {
+		t.Error("the volume's mount is left behind")
+	}
+}

@@ -519,12 +519,16 @@ func (s *Service) startMounts(ctx context.Context, r *record, rootfs string) (ou
 			out = append(out, specs.Mount{Destination: mp.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts})
 			continue
 		case mount.TypeBind:
-			if mp.CreateSource {
+			// A source may be a file (a socket, a config file); only a missing one is made, as a directory.
+			_, err := os.Stat(mp.Source)
+			switch {
+			case err == nil:
+			case mp.CreateSource && errors.Is(err, os.ErrNotExist):
 				if err := os.MkdirAll(mp.Source, 0o755); err != nil {
 					unmount()
 					return nil, nil, fmt.Errorf("error while creating mount source path '%s': %w", mp.Source, err)
 				}
-			} else if _, err := os.Stat(mp.Source); err != nil {
+			default:
 				unmount()
 				return nil, nil, errdefs.InvalidParameter(invalidMountConfig(mp.Type, "bind source path does not exist: %s", mp.Source))
 			}
