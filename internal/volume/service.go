@@ -359,6 +359,7 @@ func (s *Service) Mount(ctx context.Context, name, ref string) (string, error) {
 		s.active[name] = map[string]bool{}
 	}
 	s.active[name][ref] = true
+	s.event("mount", name, map[string]string{"driver": r.Driver, "container": ref})
 	return p, nil
 }
 
@@ -371,6 +372,7 @@ func (s *Service) Unmount(name, ref string) {
 		return
 	}
 	delete(s.active[name], ref)
+	s.event("unmount", name, map[string]string{"driver": DriverLocal, "container": ref})
 	if len(s.active[name]) > 0 {
 		return
 	}
