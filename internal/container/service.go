@@ -31,11 +31,11 @@ type Config struct {
 	// InitBinary is the static binary bind-mounted as the container's /sbin/docker-init for --init;
 	// "" makes --init fail.
 	InitBinary string
-	// Volumes provides named and anonymous volumes; nil makes any volume mount fail.
-	Volumes VolumeStore
-	Logger  *slog.Logger
+	Logger     *slog.Logger
 	// Events, when set, is told about container lifecycle changes (create, start, die, destroy, ...).
 	Events func(action, id string, attrs map[string]string)
+	// Volumes provides named and anonymous volumes; nil makes any volume mount fail.
+	Volumes VolumeStore
 }
 
 // Service manages containers.

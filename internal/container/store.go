@@ -17,19 +17,17 @@ var (
 
 // record is what is persisted about a container. Everything else is derived from it or from the monitor.
 type record struct {
-	ID         string
-	Name       string // without the leading slash
-	Created    time.Time
-	ImageRef   string // as the user gave it
-	ImageID    string
-	ChainID    string
-	Path       string
-	Args       []string
-	Config     *container.Config
-	HostConfig *container.HostConfig
-	Networking *network.NetworkingConfig `json:",omitempty"`
-	// MountPoints are the container's volumes, binds and --mount tmpfs, resolved at create.
-	MountPoints  []mountPoint `json:",omitempty"`
+	ID           string
+	Name         string // without the leading slash
+	Created      time.Time
+	ImageRef     string // as the user gave it
+	ImageID      string
+	ChainID      string
+	Path         string
+	Args         []string
+	Config       *container.Config
+	HostConfig   *container.HostConfig
+	Networking   *network.NetworkingConfig `json:",omitempty"`
 	State        state
 	RestartCount int
 	// ManuallyStopped is set by stop and cleared by start: it keeps unless-stopped (and, until berthd
@@ -39,6 +37,8 @@ type record struct {
 	HostnamePath    string
 	HostsPath       string
 	ResolvPath      string
+	// MountPoints are the container's volumes, binds and --mount tmpfs, resolved at create.
+	MountPoints []mountPoint `json:",omitempty"`
 }
 
 type state struct {
