@@ -29,6 +29,8 @@ type Config struct {
 	Containers ContainerBackend
 	Networks   NetworkBackend
 	System     SystemBackend
+	// Volumes serves the /volumes routes (volumes.go).
+	Volumes VolumeBackend
 	// Events serves GET /events (lifecycle.go); the lifecycle routes use Containers when it implements
 	// LifecycleBackend.
 	Events EventsBackend
@@ -44,6 +46,7 @@ type Server struct {
 	containers ContainerBackend
 	networks   NetworkBackend
 	system     SystemBackend
+	volumes    VolumeBackend
 	events     EventsBackend
 	version    types.Version
 	log        *slog.Logger
@@ -70,6 +73,7 @@ func New(cfg Config) *Server {
 		containers: cfg.Containers,
 		networks:   cfg.Networks,
 		system:     cfg.System,
+		volumes:    cfg.Volumes,
 		events:     cfg.Events,
 		version:    completeVersion(cfg.Version),
 		log:        log,
@@ -77,6 +81,7 @@ func New(cfg Config) *Server {
 		hijacked:   make(map[net.Conn]struct{}),
 	}
 	s.routes = append(append(s.routeTable(), s.lifecycleRoutes()...), s.filesystemRoutes()...)
+	s.routes = append(s.routes, s.volumeRoutes()...)
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

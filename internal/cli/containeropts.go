@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,7 @@ type containerOptions struct {
 	expose      []string
 	publishAll  bool
 	volumes     []string
+	mounts      mountList
 	tmpfs       []string
 	init        bool
 	groupAdd    []string
@@ -129,6 +131,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	stringsFlag(fs, &o.volumes, "volume", "v", "Bind mount a volume")
 	stringsFlag(fs, &o.tmpfs, "tmpfs", "", "Mount a tmpfs directory")
+	fs.Var(&o.mounts, "mount", "Attach a filesystem mount to the container")
 	fs.BoolVar(&o.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
 	stringsFlag(fs, &o.groupAdd, "group-add", "", "Add additional groups to join")
 	fs.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container and its associated anonymous volumes when it exits")
@@ -214,7 +217,14 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 
 	binds, anonVolumes := []string(nil), map[string]struct{}{}
 	for _, v := range o.volumes {
-		if strings.Contains(v, ":") {
+		if host, rest, ok := strings.Cut(v, ":"); ok {
+			// A relative host path (./data) is made absolute here, as docker's CLI does; the daemon
+			// would take "data" for a volume name.
+			if strings.HasPrefix(host, ".") {
+				if abs, err := filepath.Abs(host); err == nil {
+					v = abs + ":" + rest
+				}
+			}
 			binds = append(binds, v)
 		} else {
 			anonVolumes[v] = struct{}{}
@@ -302,6 +312,7 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 
 	hc := &container.HostConfig{
 		Binds:           binds,
+		Mounts:          o.mounts,
 		NetworkMode:     container.NetworkMode(o.network),
 		PortBindings:    bindings,
 		RestartPolicy:   restart,

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/strslice"
 	"github.com/docker/go-connections/nat"
 	units "github.com/docker/go-units"
@@ -159,6 +160,19 @@ func TestContainerFlagsToConfig(t *testing.T) {
 				t.Errorf("Config = %+v", c)
 			}
 		}},
+		{"mounts", []string{"--mount", "type=bind,src=/h,dst=/c,readonly,bind-propagation=rshared",
+			"--mount", "source=v,target=/v,volume-nocopy,volume-label=a=b,volume-opt=type=tmpfs",
+			"--mount", "type=tmpfs,destination=/t,tmpfs-size=1m,tmpfs-mode=1777", "img"}, func(t *testing.T, r *createRequest) {
+			want := []mount.Mount{
+				{Type: "bind", Source: "/h", Target: "/c", ReadOnly: true, BindOptions: &mount.BindOptions{Propagation: "rshared"}},
+				{Type: "volume", Source: "v", Target: "/v", VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{"a": "b"},
+					DriverConfig: &mount.Driver{Options: map[string]string{"type": "tmpfs"}}}},
+				{Type: "tmpfs", Target: "/t", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1777}},
+			}
+			if !reflect.DeepEqual(r.HostConfig.Mounts, want) {
+				t.Errorf("Mounts = %+v", r.HostConfig.Mounts)
+			}
+		}},
 		{"pids-limit unset", []string{"img"}, func(t *testing.T, r *createRequest) {
 			if r.HostConfig.PidsLimit != nil || r.HostConfig.Init != nil || r.Config.StopTimeout != nil {
 				t.Errorf("unset optional fields were set: %+v", r.HostConfig)
@@ -203,6 +217,11 @@ func TestContainerFlagErrors(t *testing.T) {
 		{[]string{"-p", "notaport", "img"}, "invalid"},
 		{[]string{"-e", "=x", "img"}, "invalid environment variable: =x"},
 		{[]string{"--env-file", "/nonexistent/env", "img"}, "no such file or directory"},
+		{[]string{"--mount", "type=bind,src=/a,dst=/b,bogus=1", "img"}, "unexpected key 'bogus' in 'bogus=1'"},
+		{[]string{"--mount", "type=bind,src=/a", "img"}, "target is required"},
+		{[]string{"--mount", "type=bind,src=/a,dst=/b,nokey", "img"}, "invalid field 'nokey' must be a key=value pair"},
+		{[]string{"--mount", "type=tmpfs,dst=/b,volume-nocopy", "img"}, "cannot mix 'volume-*' options with mount type 'tmpfs'"},
+		{[]string{"--mount", "type=tmpfs,dst=/b,tmpfs-size=lots", "img"}, "invalid value for tmpfs-size: lots"},
 	}
 	for _, tc := range cases {
 		_, err := parseRun(t, tc.args, nil)

@@ -1,10 +1,16 @@
 package cli
 
 import (
+	"encoding/csv"
+	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/docker/docker/api/types/mount"
 	units "github.com/docker/go-units"
 )
 
@@ -123,3 +129,143 @@ func (o *optionalInt) Set(v string) error {
 }
 
 func (o *optionalInt) Type() string { return "int" }
+
+// mountList is --mount: docker's CSV syntax (type=bind,source=/a,target=/b,readonly), parsed with its
+// keys, defaults and messages.
+type mountList []mount.Mount
+
+func (m *mountList) String() string { return "" }
+func (m *mountList) Type() string   { return "mount" }
+
+func (m *mountList) Set(value string) error {
+	fields, err := csv.NewReader(strings.NewReader(value)).Read()
+	if err != nil {
+		return err
+	}
+	mt := mount.Mount{Type: mount.TypeVolume}
+	bind := func() *mount.BindOptions {
+		if mt.BindOptions == nil {
+			mt.BindOptions = &mount.BindOptions{}
+		}
+		return mt.BindOptions
+	}
+	vol := func() *mount.VolumeOptions {
+		if mt.VolumeOptions == nil {
+			mt.VolumeOptions = &mount.VolumeOptions{}
+		}
+		return mt.VolumeOptions
+	}
+	tmpfs := func() *mount.TmpfsOptions {
+		if mt.TmpfsOptions == nil {
+			mt.TmpfsOptions = &mount.TmpfsOptions{}
+		}
+		return mt.TmpfsOptions
+	}
+	parseBool := func(key, val string) (bool, error) {
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return false, fmt.Errorf("invalid value for %s: %s", key, val)
+		}
+		return b, nil
+	}
+	for _, field := range fields {
+		key, val, ok := strings.Cut(field, "=")
+		key = strings.ToLower(key)
+		if !ok {
+			switch key {
+			case "readonly", "ro":
+				mt.ReadOnly = true
+				continue
+			case "volume-nocopy":
+				vol().NoCopy = true
+				continue
+			case "bind-nonrecursive":
+				bind().NonRecursive = true
+				continue
+			}
+			return fmt.Errorf("invalid field '%s' must be a key=value pair", field)
+		}
+		switch key {
+		case "type":
+			mt.Type = mount.Type(strings.ToLower(val))
+		case "source", "src":
+			mt.Source = val
+			if val == "." || strings.HasPrefix(val, "./") {
+				if mt.Source, err = filepath.Abs(val); err != nil {
+					return err
+				}
+			}
+		case "target", "dst", "destination":
+			mt.Target = val
+		case "readonly", "ro":
+			if mt.ReadOnly, err = parseBool(key, val); err != nil {
+				return err
+			}
+		case "consistency":
+			mt.Consistency = mount.Consistency(strings.ToLower(val))
+		case "bind-propagation":
+			bind().Propagation = mount.Propagation(strings.ToLower(val))
+		case "bind-nonrecursive":
+			if bind().NonRecursive, err = parseBool(key, val); err != nil {
+				return err
+			}
+		case "volume-nocopy":
+			if vol().NoCopy, err = parseBool(key, val); err != nil {
+				return err
+			}
+		case "volume-label":
+			k, v, _ := strings.Cut(val, "=")
+			if vol().Labels == nil {
+				vol().Labels = map[string]string{}
+			}
+			vol().Labels[k] = v
+		case "volume-driver":
+			if vol().DriverConfig == nil {
+				vol().DriverConfig = &mount.Driver{}
+			}
+			vol().DriverConfig.Name = val
+		case "volume-opt":
+			k, v, ok := strings.Cut(val, "=")
+			if !ok {
+				return fmt.Errorf("invalid value for %s: %s", key, val)
+			}
+			if vol().DriverConfig == nil {
+				vol().DriverConfig = &mount.Driver{}
+			}
+			if vol().DriverConfig.Options == nil {
+				vol().DriverConfig.Options = map[string]string{}
+			}
+			vol().DriverConfig.Options[k] = v
+		case "volume-subpath":
+			vol().Subpath = val
+		case "tmpfs-size":
+			n, err := units.RAMInBytes(val)
+			if err != nil {
+				return fmt.Errorf("invalid value for %s: %s", key, val)
+			}
+			tmpfs().SizeBytes = n
+		case "tmpfs-mode":
+			n, err := strconv.ParseUint(val, 8, 32)
+			if err != nil {
+				return fmt.Errorf("invalid value for %s: %s", key, val)
+			}
+			tmpfs().Mode = os.FileMode(n)
+		default:
+			return fmt.Errorf("unexpected key '%s' in '%s'", key, field)
+		}
+	}
+	if mt.Target == "" {
+		return errors.New("target is required")
+	}
+	if mt.VolumeOptions != nil && mt.Type != mount.TypeVolume {
+		return fmt.Errorf("cannot mix 'volume-*' options with mount type '%s'", mt.Type)
+	}
+	if mt.BindOptions != nil && mt.Type != mount.TypeBind {
+		return fmt.Errorf("cannot mix 'bind-*' options with mount type '%s'", mt.Type)
+	}
+	if mt.TmpfsOptions != nil && mt.Type != mount.TypeTmpfs {
+		return fmt.Errorf("cannot mix 'tmpfs-*' options with mount type '%s'", mt.Type)
+	}
+	*m = append(*m, mt)
+	return nil
+}

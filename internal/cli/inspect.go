@@ -30,7 +30,7 @@ func newInspectCommand(e *env, kind string) *cobra.Command {
 				t = kind
 			}
 			switch t {
-			case "", "container", "image":
+			case "", "container", "image", "volume":
 			default:
 				return fmt.Errorf("%q is not a valid value for --type", t)
 			}
@@ -100,6 +100,9 @@ func runInspect(ctx context.Context, e *env, names []string, typ, format string,
 
 func inspectOne(ctx context.Context, e *env, name, typ string, size bool) (inspected, error) {
 	var out inspected
+	if typ == "volume" {
+		return inspectVolume(ctx, e, name)
+	}
 	if typ == "" || typ == "container" {
 		err := e.do(ctx, func(c *client.Client) error {
 			info, raw, err := c.ContainerInspectWithRaw(ctx, name, size)
@@ -128,10 +131,26 @@ func inspectOne(ctx context.Context, e *env, name, typ string, size bool) (inspe
 			if typ == "image" {
 				return out, fmt.Errorf("Error: No such image: %s", name)
 			}
+			if v, verr := inspectVolume(ctx, e, name); verr == nil {
+				return v, nil
+			}
 			return out, fmt.Errorf("Error: No such object: %s", name)
 		}
 		return out, err
 	}
 	out.raw = raw.Bytes()
 	return out, nil
+}
+
+func inspectVolume(ctx context.Context, e *env, name string) (inspected, error) {
+	var out inspected
+	err := e.do(ctx, func(c *client.Client) error {
+		v, raw, err := c.VolumeInspectWithRaw(ctx, name)
+		out = inspected{typed: v, raw: raw}
+		return err
+	})
+	if cerrdefs.IsNotFound(err) {
+		return out, fmt.Errorf("Error: No such volume: %s", name)
+	}
+	return out, err
 }

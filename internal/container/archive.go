@@ -29,12 +29,12 @@ type ExtractOptions struct {
 // StatPath describes p inside the container's root filesystem, for HEAD /containers/{id}/archive. The
 // last component is not followed; a symlink's LinkTarget is where it leads, resolved inside the container.
 func (s *Service) StatPath(ctx context.Context, ref, p string) (container.PathStat, error) {
-	v, err := s.openRoot(ctx, ref, false)
+	v, vp, err := s.openView(ctx, ref, p, false)
 	if err != nil {
 		return container.PathStat{}, err
 	}
 	defer v.close()
-	r, err := v.resolve(p)
+	r, err := v.resolve(vp)
 	if err != nil {
 		return container.PathStat{}, pathError(err, p, ref)
 	}
@@ -56,7 +56,7 @@ func (v *rootView) stat(r resolved, p, ref string) (container.PathStat, error) {
 		if err != nil {
 			return container.PathStat{}, pathError(err, p, ref)
 		}
-		st.LinkTarget = "/" + strings.TrimPrefix(strings.TrimPrefix(target, root), "/")
+		st.LinkTarget = path.Join("/", v.prefix, strings.TrimPrefix(target, root))
 	}
 	return st, nil
 }
@@ -74,11 +74,11 @@ func statName(p string) string {
 // /containers/{id}/archive, with p's stat for the response header. Entries are named from p's last
 // element, so the client can rename them. The caller must close the reader.
 func (s *Service) ArchivePath(ctx context.Context, ref, p string) (io.ReadCloser, container.PathStat, error) {
-	v, err := s.openRoot(ctx, ref, false)
+	v, vp, err := s.openView(ctx, ref, p, false)
 	if err != nil {
 		return nil, container.PathStat{}, err
 	}
-	r, err := v.resolve(p)
+	r, err := v.resolve(vp)
 	if err != nil {
 		v.close()
 		return nil, container.PathStat{}, pathError(err, p, ref)
@@ -103,15 +103,18 @@ func (s *Service) ArchivePath(ctx context.Context, ref, p string) (io.ReadCloser
 // /containers/{id}/archive. p and every name in the archive are resolved inside the container's root:
 // symlinks in the container lead where they would inside it, never to the host.
 func (s *Service) ExtractToDir(ctx context.Context, ref, p string, opts ExtractOptions, src io.Reader) error {
-	v, err := s.openRoot(ctx, ref, true)
+	v, vp, err := s.openView(ctx, ref, p, true)
 	if err != nil {
 		return err
 	}
 	defer v.close()
-	if v.rec.HostConfig != nil && v.rec.HostConfig.ReadonlyRootfs {
+	if v.mount != nil && !v.mount.RW {
+		return errdefs.InvalidParameter(errors.New("mounted volume is marked read-only"))
+	}
+	if v.mount == nil && v.rec.HostConfig != nil && v.rec.HostConfig.ReadonlyRootfs {
 		return errdefs.InvalidParameter(errors.New("container rootfs is marked read-only"))
 	}
-	r, err := v.resolve(strings.TrimSuffix(p, "/") + "/")
+	r, err := v.resolve(strings.TrimSuffix(vp, "/") + "/")
 	if err != nil {
 		if errors.Is(err, unix.ENOTDIR) {
 			return errdefs.InvalidParameter(errors.New("extraction point is not a directory"))
@@ -124,7 +127,15 @@ func (s *Service) ExtractToDir(ctx context.Context, ref, p string, opts ExtractO
 	chown := false
 	var uid, gid uint32
 	if opts.CopyUIDGID && v.rec.Config != nil && v.rec.Config.User != "" {
-		uid, gid, _, _, err = spec.ResolveUser(v.procPath(""), v.rec.Config.User, nil)
+		root := v
+		if v.mount != nil {
+			// The user is looked up in the container's /etc, not in the volume.
+			if root, err = s.openRoot(ctx, ref, false); err != nil {
+				return err
+			}
+			defer root.close()
+		}
+		uid, gid, _, _, err = spec.ResolveUser(root.procPath(""), v.rec.Config.User, nil)
 		if err != nil {
 			return errdefs.InvalidParameter(err)
 		}

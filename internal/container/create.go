@@ -77,7 +77,14 @@ func (s *Service) Create(ctx context.Context, name string, cfg *container.Config
 		ResolvPath:   filepath.Join(s.dataDir(id), "resolv.conf"),
 	}
 
+	mps, undoMounts, err := s.resolveMounts(ctx, id, merged, hc)
+	if err != nil {
+		s.releaseName(name, id)
+		return resp, err
+	}
+	rec.MountPoints = mps
 	undo := func() {
+		undoMounts()
 		_ = s.cfg.Rootfs.Remove(context.WithoutCancel(ctx), id)
 		_ = os.RemoveAll(s.dataDir(id))
 		s.releaseName(name, id)

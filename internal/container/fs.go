@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime/spec"
+	"github.com/docker/docker/api/types/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +51,10 @@ type rootView struct {
 	rec record
 	// done undoes what openRoot set up: a temporary mount, the container's lock.
 	done []func()
+	// mount is set when the view is a bind or volume of the container rather than its root, and
+	// prefix is then where it is mounted in the container.
+	mount  *mountPoint
+	prefix string
 }
 
 func (v *rootView) close() {
@@ -209,4 +214,59 @@ func pathError(err error, p, ref string) error {
 		return errdefs.InvalidParameter(fmt.Errorf("%s: %w", p, err))
 	}
 	return errdefs.System(err)
+}
+
+// openView opens what p lies on for cp: the bind or volume mounted at p or above it, as the container
+// sees it, or else the container's root (openRoot). It returns p relative to the view, keeping a
+// trailing "/" or "/.". The mount is found from p as written: a symlink in the container's tree that
+// leads into a volume is followed within the root filesystem, not into the volume.
+func (s *Service) openView(ctx context.Context, ref, p string, write bool) (*rootView, string, error) {
+	c, err := s.get(ref)
+	if err != nil {
+		return nil, "", err
+	}
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	mp, rest, ok := mountAt(rec.MountPoints, p)
+	if !ok {
+		v, err := s.openRoot(ctx, ref, write)
+		return v, p, err
+	}
+	src := mp.Source
+	if mp.Type == mount.TypeVolume && s.cfg.Volumes != nil {
+		src = s.cfg.Volumes.Path(mp.Name)
+	}
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", pathError(err, p, ref)
+	}
+	return &rootView{fd: fd, id: rec.ID, rec: rec, mount: &mp, prefix: mp.Destination}, rest, nil
+}
+
+// mountAt finds the bind or volume whose destination is p or its longest parent.
+func mountAt(mps []mountPoint, p string) (mountPoint, string, bool) {
+	clean := path.Clean("/" + p)
+	var best mountPoint
+	found := false
+	for _, mp := range mps {
+		if mp.Type != mount.TypeBind && mp.Type != mount.TypeVolume {
+			continue
+		}
+		d := mp.Destination
+		if (clean == d || strings.HasPrefix(clean, d+"/")) && (!found || len(d) > len(best.Destination)) {
+			best, found = mp, true
+		}
+	}
+	if !found {
+		return mountPoint{}, "", false
+	}
+	rest := "/" + strings.TrimPrefix(strings.TrimPrefix(clean, best.Destination), "/")
+	switch {
+	case strings.HasSuffix(p, "/.") || p == ".":
+		rest = strings.TrimSuffix(rest, "/") + "/."
+	case strings.HasSuffix(p, "/"):
+		rest = strings.TrimSuffix(rest, "/") + "/"
+	}
+	return best, rest, true
 }

@@ -64,7 +64,7 @@ func commandText(r *record) string {
 	return strings.Join(parts, " ")
 }
 
-var listFilters = map[string]bool{"id": true, "name": true, "label": true, "status": true, "exited": true, "ancestor": true, "before": true, "since": true, "health": true}
+var listFilters = map[string]bool{"id": true, "name": true, "label": true, "status": true, "exited": true, "ancestor": true, "before": true, "since": true, "health": true, "volume": true}
 
 // List returns containers as `docker ps` shows them, newest first.
 func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f filters.Args) ([]container.Summary, error) {
@@ -120,6 +120,9 @@ func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f fi
 			(f.Contains("ancestor") && !f.ExactMatch("ancestor", r.ImageRef) && !f.ExactMatch("ancestor", r.ImageID)) {
 			continue
 		}
+		if f.Contains("volume") && !usesVolume(f.Get("volume"), &r) {
+			continue
+		}
 		if f.Contains("health") && !f.ExactMatch("health", healthText(r.State)) {
 			continue
 		}
@@ -134,7 +137,9 @@ func (s *Service) List(ctx context.Context, all bool, limit int, size bool, f fi
 		if !sinceT.IsZero() && !r.Created.After(sinceT) {
 			continue
 		}
-		out = append(out, s.summary(&r, now))
+		sm := s.summary(&r, now)
+		sm.Mounts = s.apiMounts(&r)
+		out = append(out, sm)
 		if limit > 0 && len(out) >= limit {
 			break
 		}
@@ -221,9 +226,21 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*container.InspectRe
 	}
 	resp := &container.InspectResponse{
 		ContainerJSONBase: base,
-		Mounts:            []container.MountPoint{},
+		Mounts:            s.apiMounts(&r),
 		Config:            r.Config,
 		NetworkSettings:   s.networkSettings(&r),
 	}
 	return resp, nil
+}
+
+// usesVolume is ps's volume filter: a volume name or a mount's destination.
+func usesVolume(vals []string, r *record) bool {
+	for _, v := range vals {
+		for _, mp := range r.MountPoints {
+			if mp.Name == v || mp.Destination == v || (mp.Type == "bind" && mp.Source == v) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -36,6 +36,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// Events, when set, is told about container lifecycle changes (create, start, die, destroy, ...).
 	Events func(action, id string, attrs map[string]string)
+	// Volumes provides named and anonymous volumes; nil makes any volume mount fail.
+	Volumes VolumeStore
 }
 
 // Service manages containers.
@@ -77,6 +79,11 @@ func New(cfg Config) (*Service, error) {
 		s.byID[r.ID] = c
 		s.names[r.Name] = r.ID
 		s.meta[r.ID] = metaOf(&r)
+		if cfg.Volumes != nil {
+			for _, n := range volumeNames(&r) {
+				cfg.Volumes.Retain(n, r.ID)
+			}
+		}
 	}
 	return s, nil
 }

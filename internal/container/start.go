@@ -80,20 +80,30 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	cleanup := func() {
 		_ = s.cfg.Rootfs.Unmount(rootfs)
 	}
+	mounts, unmountVolumes, err := s.startMounts(ctx, &c.rec, rootfs)
+	if err != nil {
+		cleanup()
+		return err
+	}
+	cleanup = func() {
+		unmountVolumes()
+		_ = s.cfg.Rootfs.Unmount(rootfs)
+	}
 	opts, err := s.specOptions(&c.rec, rootfs)
 	if err != nil {
 		cleanup()
 		return err
 	}
+	opts.Mounts = append(opts.Mounts, mounts...)
 	teardownNet, err := s.setupNetwork(ctx, &c.rec, &opts)
 	if err != nil {
 		cleanup()
 		return err
 	}
-	unmountRootfs := cleanup
+	undoMounts := cleanup
 	cleanup = func() {
 		teardownNet()
-		unmountRootfs()
+		undoMounts()
 	}
 	sp, err := spec.Generate(opts)
 	if err != nil {
@@ -271,6 +281,7 @@ func (s *Service) handleExit(e Exit) {
 	if err := s.cfg.Rootfs.Unmount(s.rootfsDir(c.rec.ID)); err != nil {
 		s.log.Warn("unmounting container rootfs", "id", c.rec.ID, "err", err)
 	}
+	s.unmountVolumes(&c.rec)
 	if err := saveRecord(s.cfg.DB, &c.rec); err != nil {
 		s.log.Error("saving container state", "id", c.rec.ID, "err", err)
 	}
@@ -374,6 +385,12 @@ func (s *Service) reconcile(ctx context.Context) error {
 			c.mu.Lock()
 			if c.rec.State.Status == "running" {
 				s.startHealth(c, false)
+				// The volume service counts running users in memory; tell it again.
+				for _, n := range volumeNames(&c.rec) {
+					if s.cfg.Volumes != nil {
+						_, _ = s.cfg.Volumes.Mount(ctx, n, c.rec.ID)
+					}
+				}
 			}
 			c.mu.Unlock()
 		case ok && p.Status == "exited":

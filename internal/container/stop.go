@@ -228,6 +228,8 @@ func (s *Service) Remove(ctx context.Context, ref string, force, removeVolumes b
 	}
 	removeBundle(s.bundleDir(r.ID))
 	_ = os.RemoveAll(s.dataDir(r.ID))
+	s.unmountVolumes(&r)
+	s.releaseMounts(ctx, &r, removeVolumes)
 	s.mu.Lock()
 	delete(s.byID, r.ID)
 	if s.names[r.Name] == r.ID {

@@ -37,6 +37,8 @@ type record struct {
 	HostnamePath    string
 	HostsPath       string
 	ResolvPath      string
+	// MountPoints are the container's volumes, binds and --mount tmpfs, resolved at create.
+	MountPoints []mountPoint `json:",omitempty"`
 }
 
 type state struct {

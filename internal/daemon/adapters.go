@@ -16,9 +16,11 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/volume"
 	dcontainer "github.com/docker/docker/api/types/container"
 	eventtypes "github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
+	dvolume "github.com/docker/docker/api/types/volume"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -209,4 +211,18 @@ func (m rootfsManager) LayerDirs(ctx context.Context, id string) (container.Laye
 		return d, nil
 	}
 	return d, errdefs.System(fmt.Errorf("container %s: cannot find the image's tree", id))
+}
+
+// volumeStore gives the container service its volumes from the volume service.
+type volumeStore struct{ *volume.Service }
+
+func (v volumeStore) Acquire(ctx context.Context, r container.VolumeRequest) (string, bool, error) {
+	return v.Service.Acquire(ctx, volume.AcquireOptions{Name: r.Name, Ref: r.Ref, Driver: r.Driver, Labels: r.Labels, Options: r.Options, Anonymous: r.Anonymous})
+}
+
+// volumeBackend serves the API's volume routes from the volume service.
+type volumeBackend struct{ *volume.Service }
+
+func (v volumeBackend) Create(ctx context.Context, o dvolume.CreateOptions) (dvolume.Volume, error) {
+	return v.Service.Create(ctx, volume.CreateOptions{Name: o.Name, Driver: o.Driver, Options: o.DriverOpts, Labels: o.Labels})
 }

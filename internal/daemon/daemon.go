@@ -29,6 +29,7 @@ import (
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/volume"
 	apiversion "github.com/docker/docker/api"
 	"github.com/docker/docker/api/types"
 	eventtypes "github.com/docker/docker/api/types/events"
@@ -59,6 +60,7 @@ type Daemon struct {
 	images     *image.Service
 	containers *container.Service
 	networks   *network.Service
+	volumes    *volume.Service
 	events     *events.Bus
 	snapDriver string
 	runtimes   map[string]string
@@ -107,6 +109,7 @@ func Run(ctx context.Context, opts Options) error {
 		Images:     imageBackend{d.images},
 		Containers: containerBackend{d.containers},
 		Networks:   networkBackend{d},
+		Volumes:    volumeBackend{d.volumes},
 		System:     systemInfo{d},
 		Events:     eventsBackend{d.events},
 		Version:    d.version(),
@@ -220,6 +223,14 @@ func (d *Daemon) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("networking: %w", err)
 	}
+	vols, err := volume.New(volume.Config{
+		Root: filepath.Join(opts.DataRoot, "volumes"), DB: db, Logger: d.log,
+		Events: d.events.Hook(eventtypes.VolumeEventType),
+	})
+	if err != nil {
+		return err
+	}
+	d.volumes = vols
 	cs2, err = container.New(container.Config{
 		Root:       filepath.Join(opts.DataRoot, "containers"),
 		ExecRoot:   filepath.Join(opts.ExecRoot, "bundles"),
@@ -230,6 +241,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		Runtimes:   d.runtimes,
 		InitBinary: initBinary(),
 		Networks:   d.networks,
+		Volumes:    volumeStore{vols},
 		Logger:     d.log,
 		Events:     d.events.Hook(eventtypes.ContainerEventType),
 	})

@@ -65,6 +65,7 @@ func (s systemInfo) Info(ctx context.Context) (*system.Info, error) {
 	if imgs, err := d.images.List(ctx, true, filters.NewArgs()); err == nil {
 		info.Images = len(imgs)
 	}
+	info.Plugins.Volume = []string{"local"}
 	return info, nil
 }
 

@@ -1,0 +1,186 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// CopyUp fills the empty directory dst with the content of the directory src, as Docker does the first
+// time a volume is mounted where the image has files: regular files, directories, symlinks (as links,
+// never followed), hard links, device nodes and fifos, with their ownership, modes, times and extended
+// attributes. The directory dst itself takes src's ownership and mode. A src that does not exist or is
+// not a directory copies nothing.
+//
+// src must already be resolved inside the container's root (spec.JoinInRoot) and nothing may be running
+// in that root: the walk never follows a symlink, so it cannot leave src.
+func CopyUp(src, dst string) error {
+	fi, err := os.Lstat(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return nil
+	}
+	links := map[uint64]string{} // inode -> first copy, for hard links
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := statOf(info)
+		if rel != "." && st != nil && st.Nlink > 1 && !info.IsDir() {
+			if first, ok := links[st.Ino]; ok {
+				return os.Link(first, target)
+			}
+			links[st.Ino] = target
+		}
+		if err := copyEntry(p, target, info, rel == "."); err != nil {
+			return fmt.Errorf("copying %s to the volume: %w", rel, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Directory times last: creating entries inside a directory changes its mtime.
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return setTimes(filepath.Join(dst, rel), info)
+	})
+}
+
+func copyEntry(src, dst string, fi fs.FileInfo, isRoot bool) error {
+	st, ok := statOf(fi)
+	if !ok {
+		return errors.New("no stat information")
+	}
+	mode := fi.Mode()
+	switch {
+	case mode.IsDir():
+		if !isRoot {
+			if err := os.Mkdir(dst, 0o700); err != nil {
+				return err
+			}
+		}
+	case mode.IsRegular():
+		if err := copyFile(src, dst); err != nil {
+			return err
+		}
+	case mode&fs.ModeSymlink != 0:
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(link, dst); err != nil {
+			return err
+		}
+		if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		copyXattrs(src, dst)
+		return setTimes(dst, fi)
+	case mode&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0:
+		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	// After chown, which clears setuid and setgid bits.
+	if err := unix.Chmod(dst, st.Mode&07777); err != nil {
+		return err
+	}
+	copyXattrs(src, dst)
+	if !mode.IsDir() {
+		return setTimes(dst, fi)
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	// io.Copy between two *os.File uses copy_file_range: reflinks or in-kernel copies where possible.
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// copyXattrs copies what extended attributes it can (file capabilities, user attributes); a filesystem
+// that refuses one is not a reason to fail the container's start.
+func copyXattrs(src, dst string) {
+	size, err := unix.Llistxattr(src, nil)
+	if err != nil || size <= 0 {
+		return
+	}
+	buf := make([]byte, size)
+	size, err = unix.Llistxattr(src, buf)
+	if err != nil {
+		return
+	}
+	start := 0
+	for i := 0; i < size; i++ {
+		if buf[i] != 0 {
+			continue
+		}
+		name := string(buf[start:i])
+		start = i + 1
+		if name == "" {
+			continue
+		}
+		n, err := unix.Lgetxattr(src, name, nil)
+		if err != nil || n < 0 {
+			continue
+		}
+		val := make([]byte, n)
+		if n, err = unix.Lgetxattr(src, name, val); err != nil {
+			continue
+		}
+		_ = unix.Lsetxattr(dst, name, val[:n], 0)
+	}
+}
+
+func setTimes(p string, fi fs.FileInfo) error {
+	st, ok := statOf(fi)
+	if !ok {
+		return nil
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
