@@ -190,3 +190,49 @@ net_mib=${BENCH_NET_MIB:-2000}
   echo "| TCP container to container over the bridge, best of 3 (MB/s) | ${c2c[docker]} | ${c2c[berth]} |"
   echo "| TCP host to 127.0.0.1 published port, best of 3 (MB/s) | ${host_pub[docker]} | ${host_pub[berth]} |"
 } | tee "$out/network.md"
+
+# Volume extras (issue 6), same docker CLI against both engines: what 5 named volumes add to
+# `run --rm true`, and 1 GiB written (fsync'd) and read back through a named volume and through a bind
+# mount, against the host writing the same file to the same filesystem.
+vol_mib=${BENCH_VOL_MIB:-1024}
+bind_dir=$work/bind
+mkdir -p "$bind_dir"
+# Busybox's dd prints no timing: the snippets time themselves with /proc/uptime (10 ms resolution),
+# inside the container, so the engines' start times stay out of it.
+timed() { echo "a=\$(cut -d' ' -f1 /proc/uptime); $1 >/dev/null 2>&1; b=\$(cut -d' ' -f1 /proc/uptime); echo \"\$a \$b\" | awk '{print \$2-\$1}'"; }
+{
+  echo
+  echo "| volume metric | docker | berth |"
+  echo "|---|---|---|"
+  declare -A v0 v5 vw vr bw br
+  for e in docker berth; do
+    h=${host[$e]}
+    vols=()
+    for i in 1 2 3 4 5; do vols+=(-v "bench-vol-$i:/v$i"); done
+    hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$work/vol-$e.json" \
+      "$docker_cli -H $h run --rm busybox true" "$docker_cli -H $h run --rm ${vols[*]} busybox true" >/dev/null 2>&1
+    v0[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
+    v5[$e]=$(jq '.results[1].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
+    w=$(timed "dd if=/dev/zero of=/d/big bs=1M count=$vol_mib conv=fsync")
+    r=$(timed "dd if=/d/big of=/dev/null bs=1M")
+    vw[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v bench-vol-io:/d busybox sh -c "$w")
+    sync; echo 3 >/proc/sys/vm/drop_caches
+    vr[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v bench-vol-io:/d busybox sh -c "$r")
+    bw[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v "$bind_dir:/d" busybox sh -c "$w")
+    sync; echo 3 >/proc/sys/vm/drop_caches
+    br[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v "$bind_dir:/d" busybox sh -c "$r")
+    rm -f "$bind_dir/big"
+    DOCKER_HOST=$h $docker_cli volume rm bench-vol-io bench-vol-1 bench-vol-2 bench-vol-3 bench-vol-4 bench-vol-5 >/dev/null 2>&1 || true
+  done
+  hw=$(cd "$bind_dir" && busybox sh -c "$(timed "busybox dd if=/dev/zero of=big bs=1M count=$vol_mib conv=fsync")")
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  hr=$(cd "$bind_dir" && busybox sh -c "$(timed "busybox dd if=big of=/dev/null bs=1M")")
+  rm -f "$bind_dir/big"
+  echo "| run --rm true: median (ms) | ${v0[docker]} | ${v0[berth]} |"
+  echo "| run --rm true with 5 named volumes: median (ms) | ${v5[docker]} | ${v5[berth]} |"
+  echo "| write ${vol_mib} MiB + fsync through a named volume (s) | ${vw[docker]} | ${vw[berth]} |"
+  echo "| read it back, cold cache (s) | ${vr[docker]} | ${vr[berth]} |"
+  echo "| write ${vol_mib} MiB + fsync through a bind mount (s) | ${bw[docker]} | ${bw[berth]} |"
+  echo "| read it back, cold cache (s) | ${br[docker]} | ${br[berth]} |"
+  echo "| the host itself, same filesystem: write / read (s) | ${hw} / ${hr} | |"
+} | tee "$out/volumes.md"
