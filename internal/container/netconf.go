@@ -557,16 +557,25 @@ func (s *Service) teardownNetwork(id string) {
 	}
 }
 
-// ConnectNetwork adds a network to a container; a running container is attached at once.
-func (s *Service) ConnectNetwork(ctx context.Context, ref, netRef string, es *network.EndpointSettings) error {
+// containerAndNetwork finds both ends of a connect or disconnect, the container first as Docker does.
+func (s *Service) containerAndNetwork(ref, netRef string) (*ctr, nw.Network, error) {
 	c, err := s.get(ref)
 	if err != nil {
-		return err
+		return nil, nw.Network{}, err
 	}
 	if s.cfg.Networks == nil {
-		return errdefs.NotImplemented(errors.New("networking is not available"))
+		return nil, nw.Network{}, errdefs.NotImplemented(errors.New("networking is not available"))
 	}
 	n, err := s.cfg.Networks.Get(netRef)
+	if err != nil {
+		return nil, nw.Network{}, err
+	}
+	return c, n, nil
+}
+
+// ConnectNetwork adds a network to a container; a running container is attached at once.
+func (s *Service) ConnectNetwork(ctx context.Context, ref, netRef string, es *network.EndpointSettings) error {
+	c, n, err := s.containerAndNetwork(ref, netRef)
 	if err != nil {
 		return err
 	}
@@ -615,14 +624,7 @@ func (s *Service) ConnectNetwork(ctx context.Context, ref, netRef string, es *ne
 
 // DisconnectNetwork removes a network from a container, detaching a running one at once.
 func (s *Service) DisconnectNetwork(ctx context.Context, ref, netRef string) error {
-	c, err := s.get(ref)
-	if err != nil {
-		return err
-	}
-	if s.cfg.Networks == nil {
-		return errdefs.NotImplemented(errors.New("networking is not available"))
-	}
-	n, err := s.cfg.Networks.Get(netRef)
+	c, n, err := s.containerAndNetwork(ref, netRef)
 	if err != nil {
 		return err
 	}
