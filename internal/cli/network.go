@@ -244,20 +244,27 @@ func newNetworkRmCommand(e *env) *cobra.Command {
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var errs []string
-			for _, name := range args {
-				err := e.do(ctx, func(c *client.Client) error { return c.NetworkRemove(ctx, name) })
-				if err != nil {
-					errs = append(errs, err.Error())
-					continue
-				}
-				fmt.Fprintln(e.Out, name)
-			}
-			return joinErrors(errs)
+			return removeEach(e, args, func(name string) error {
+				return e.do(ctx, func(c *client.Client) error { return c.NetworkRemove(ctx, name) })
+			})
 		},
 	}
 	cmd.Flags().BoolP("force", "f", false, "Do not error if the network does not exist")
 	return cmd
+}
+
+// removeEach removes each named object with rm, printing the names removed and, at the end, every
+// failure, as docker's rm commands do.
+func removeEach(e *env, names []string, rm func(name string) error) error {
+	var errs []string
+	for _, name := range names {
+		if err := rm(name); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		fmt.Fprintln(e.Out, name)
+	}
+	return joinErrors(errs)
 }
 
 func newNetworkPruneCommand(e *env) *cobra.Command {

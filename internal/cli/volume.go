@@ -180,16 +180,9 @@ func newVolumeRmCommand(e *env) *cobra.Command {
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var errs []string
-			for _, name := range args {
-				err := e.do(ctx, func(c *client.Client) error { return c.VolumeRemove(ctx, name, force) })
-				if err != nil {
-					errs = append(errs, err.Error())
-					continue
-				}
-				fmt.Fprintln(e.Out, name)
-			}
-			return joinErrors(errs)
+			return removeEach(e, args, func(name string) error {
+				return e.do(ctx, func(c *client.Client) error { return c.VolumeRemove(ctx, name, force) })
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
