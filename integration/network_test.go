@@ -353,6 +353,16 @@ func TestNetworkUserDefinedDNS(t *testing.T) {
 		}
 	})
 
+	t.Run("rename", func(t *testing.T) {
+		renamed := db2 + "-renamed"
+		mustDocker(t, "rename", db2, renamed)
+		rmOnCleanup(t, renamed)
+		r := inCtr(t, "timeout 3 wget -qO- http://"+renamed+"/", "--network", net1)
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "db2" {
+			t.Fatalf("the new name after rename: %s", r)
+		}
+		mustDocker(t, "rename", renamed, db2)
+	})
 	t.Run("inspect-and-ls", func(t *testing.T) {
 		out := mustDocker(t, "network", "inspect", net1, "--format", "{{len .Containers}} {{.Labels}}")
 		if out != "2 map[tier:app]" {

@@ -28,6 +28,7 @@ type Networks interface {
 	Connect(ctx context.Context, containerID string, er nw.EndpointRequest) (nw.Endpoint, error)
 	Disconnect(ctx context.Context, containerID, network string) error
 	Sandbox(containerID string) (nw.Sandbox, bool)
+	Rename(containerID, name string)
 	HasDNS(networkID string) bool
 	DefaultGateway() netip.Addr
 	Upstream() []string

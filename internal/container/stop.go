@@ -316,6 +316,10 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 	}
 	s.releaseName(old, c.rec.ID)
 	s.setMeta(c.rec.ID, &c.rec)
+	if s.cfg.Networks != nil {
+		// The embedded DNS answers to the new name from now on.
+		s.cfg.Networks.Rename(c.rec.ID, c.rec.Name)
+	}
 	s.event("rename", c.rec.ID, map[string]string{"oldName": "/" + old, "name": c.rec.Name})
 	return nil
 }

@@ -370,3 +370,17 @@ func (s *Service) freeHostPort(sb *Sandbox, p Port) (uint16, error) {
 	}
 	return 0, errdefs.Unavailable(errors.New("no free host port in the range 49153-60999"))
 }
+
+// Rename changes the name a container's sandbox answers to in DNS and shows in inspect.
+func (s *Service) Rename(containerID, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sb, ok := s.sbs[containerID]
+	if !ok {
+		return
+	}
+	sb.Name = name
+	if err := s.saveSandbox(sb); err != nil {
+		s.log.Warn("saving renamed sandbox", "container", containerID, "err", err)
+	}
+}
