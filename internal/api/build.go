@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// BuildOptions are POST /build's query parameters.
+type BuildOptions struct {
+	Tags        []string
+	Dockerfile  string
+	BuildArgs   map[string]*string
+	NoCache     bool
+	Target      string
+	Labels      map[string]string
+	CacheFrom   []string
+	NetworkMode string
+	Quiet       bool
+}
+
+// BuildBackend builds images (Docker's legacy builder API).
+type BuildBackend interface {
+	// Build reads the context tar (or a bare Dockerfile) from src, writes user-facing text to out as the
+	// build goes, and returns the image ID. A failed RUN's error implements ExitCode() int.
+	Build(ctx context.Context, src io.Reader, opts BuildOptions, out io.Writer) (string, error)
+}
+
+// buildRoutes are the routes served from BuildBackend.
+func (s *Server) buildRoutes() []route {
+	return []route{fixed(http.MethodPost, "/build", s.build)}
+}
+
+func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
+	if s.builder == nil {
+		return errNoBackend("build")
+	}
+	q := r.URL.Query()
+	if q.Get("version") == "2" {
+		return errdefs.NotImplemented(errors.New("BuildKit is not supported by this daemon; use the legacy builder (DOCKER_BUILDKIT=0)"))
+	}
+	if remote := q.Get("remote"); remote != "" {
+		return errdefs.NotImplemented(fmt.Errorf("building from a remote context (%s) is not supported yet: send the context as the request body", remote))
+	}
+	opts := BuildOptions{
+		Tags: q["t"], Dockerfile: q.Get("dockerfile"), NoCache: queryBool(r, "nocache"), Target: q.Get("target"),
+		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"),
+	}
+	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom} {
+		if v := q.Get(key); v != "" {
+			if err := json.Unmarshal([]byte(v), dst); err != nil {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %w", key, err))
+			}
+		}
+	}
+	if opts.NetworkMode == "default" {
+		opts.NetworkMode = ""
+	}
+	stream := newJSONStream(w)
+	out := &streamWriter{stream: stream}
+	// The stream starts at once: a build is long and the client shows its steps as they come.
+	stream.start()
+	id, err := s.builder.Build(r.Context(), r.Body, opts, out)
+	if err != nil {
+		var coded interface{ ExitCode() int }
+		msg := &jsonmessage.JSONError{Message: err.Error()}
+		if errors.As(err, &coded) {
+			msg.Code = coded.ExitCode()
+		}
+		stream.send(jsonmessage.JSONMessage{Error: msg, ErrorMessage: err.Error()}) //nolint:staticcheck // older clients read only "error"
+		return nil
+	}
+	aux, _ := json.Marshal(build.Result{ID: id})
+	raw := json.RawMessage(aux)
+	stream.send(jsonmessage.JSONMessage{Aux: &raw})
+	if opts.Quiet {
+		stream.streamLine(id)
+	}
+	return nil
+}
+
+// streamWriter turns the build's text into {"stream": ...} messages.
+type streamWriter struct {
+	mu     sync.Mutex
+	stream *jsonStream
+}
+
+func (sw *streamWriter) Write(p []byte) (int, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if len(p) > 0 {
+		sw.stream.send(jsonmessage.JSONMessage{Stream: strings.ToValidUTF8(string(p), "\uFFFD")})
+	}
+	return len(p), sw.stream.err
+}

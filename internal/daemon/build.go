@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/internal/api"
+	"github.com/berth-dev/berth/internal/build"
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/snapshot"
+	dcontainer "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/docker/pkg/stringid"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// buildImages gives the builder the image store and read-only views of images.
+type buildImages struct {
+	s   *image.Service
+	sn  snapshot.Snapshotter
+	tmp string // where views are mounted
+}
+
+func (b buildImages) Get(ctx context.Context, ref string) (build.Image, error) {
+	img, err := b.s.Get(ctx, ref)
+	if err != nil {
+		return build.Image{}, err
+	}
+	return build.Image{ID: img.ID.String(), Config: img.Config, Created: img.Created}, nil
+}
+
+func (b buildImages) WriteChild(ctx context.Context, c build.Child) (string, error) {
+	id, err := b.s.WriteChild(ctx, image.ChildOptions{Parent: digest.Digest(c.Parent), Layer: c.Layer, Config: c.Config, CreatedBy: c.CreatedBy, Created: c.Created})
+	return id.String(), err
+}
+
+func (b buildImages) Tag(ctx context.Context, id, ref string) error { return b.s.Tag(ctx, id, ref) }
+
+// Mount prepares a throwaway snapshot on the image's top layer and mounts it. Its key starts with the
+// prefix the image service collects at startup, so a crash mid-build leaves nothing behind for good.
+func (b buildImages) Mount(ctx context.Context, id string) (string, func(), error) {
+	img, err := b.s.Get(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	key := "extract-build-" + stringid.GenerateRandomID()[:16]
+	dir, err := os.MkdirTemp(b.tmp, "view-")
+	if err != nil {
+		return "", nil, errdefs.System(err)
+	}
+	mounts, err := b.sn.Prepare(ctx, key, img.ChainID)
+	if err != nil {
+		os.Remove(dir)
+		return "", nil, err
+	}
+	release := func() {
+		snapshot.Unmount(dir)
+		os.Remove(dir)
+		b.sn.Remove(context.WithoutCancel(ctx), key)
+	}
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		release()
+		return "", nil, errdefs.System(err)
+	}
+	return dir, release, nil
+}
+
+// buildRunner runs RUN steps as ordinary containers of the container service.
+type buildRunner struct{ c *container.Service }
+
+func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(io.Reader) error) (int, error) {
+	cfg := &dcontainer.Config{
+		Image: req.Image, Cmd: req.Cmd, Entrypoint: []string{""}, Env: req.Env, User: req.User, WorkingDir: req.WorkingDir,
+		Healthcheck: &dcontainer.HealthConfig{Test: []string{"NONE"}},
+		Labels:      map[string]string{"berth.build": "true"},
+	}
+	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode)}
+	created, err := r.c.Create(ctx, "", cfg, hc, &network.NetworkingConfig{})
+	if err != nil {
+		return 0, err
+	}
+	id := created.ID
+	// Intermediate containers never outlive their step, whatever happens to it.
+	defer r.c.Remove(context.WithoutCancel(ctx), id, true, true)
+	waitC, err := r.c.Wait(ctx, id, dcontainer.WaitConditionNextExit)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.c.Start(ctx, id); err != nil {
+		return 0, err
+	}
+	if req.Started != nil {
+		req.Started(id)
+	}
+	out := req.Output
+	if out == nil {
+		out = io.Discard
+	}
+	logsDone := make(chan error, 1)
+	go func() {
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := stdcopy.StdCopy(out, out, pr)
+			pr.CloseWithError(err)
+		}()
+		err := r.c.Logs(ctx, id, dcontainer.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}, pw)
+		pw.CloseWithError(err)
+		logsDone <- err
+	}()
+	var res dcontainer.WaitResponse
+	select {
+	case res = <-waitC:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	<-logsDone
+	if res.Error != nil && res.Error.Message != "" {
+		return 0, errdefs.System(errorString(res.Error.Message))
+	}
+	code := int(res.StatusCode)
+	if code != 0 {
+		return code, nil
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(r.c.WriteLayer(ctx, id, pw)) }()
+	defer pr.Close()
+	return 0, commit(pr)
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func buildRoot(dataRoot string) string { return filepath.Join(dataRoot, "builder") }
+
+// buildBackend serves POST /build from the build service.
+type buildBackend struct{ s *build.Service }
+
+func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptions, out io.Writer) (string, error) {
+	res, err := b.s.Build(ctx, src, build.Options{
+		Tags: o.Tags, Dockerfile: o.Dockerfile, BuildArgs: o.BuildArgs, NoCache: o.NoCache, Target: o.Target,
+		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet,
+	}, out)
+	return res.ID, err
+}
