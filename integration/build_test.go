@@ -2,7 +2,6 @@ package integration
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,8 +44,6 @@ func berthBuild(t *testing.T, dir string, args ...string) result {
 	return runCmd(t, cmd, "")
 }
 
-var _ = exec.Command
-var _ = strings.Contains
 
 func TestBuildLegacyDockerCLI(t *testing.T) {
 	tag := uniqueName(t) + ":v1"

@@ -322,6 +322,8 @@ func (b *builder) commitConfig(ctx context.Context, st *stage, text string) erro
 
 // cachedStep moves st to the image key names in the cache, or to the one produce makes.
 func (b *builder) cachedStep(ctx context.Context, st *stage, key string, produce func() (string, error)) error {
+	// The stage's time is part of every image it makes, so it is part of every key.
+	key = cacheKey(key, "epoch", st.epoch.Format(time.RFC3339), dockerspec.DockerOCIImageConfig{}, nil)
 	if !b.opts.NoCache {
 		if id, ok := b.svc.cacheGet(ctx, key); ok {
 			fmt.Fprintf(b.stepOut, " ---> Using cache\n ---> %s\n", shortID(id))

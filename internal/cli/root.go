@@ -122,7 +122,7 @@ func newRootCommand(e *env) *cobra.Command {
 	containerCmds = append(containerCmds, newExecCommand, newAttachCommand)
 	containerCmds = append(containerCmds, filesystemCommands...)
 	imageCmds := []func(*env) *cobra.Command{
-		newImportCommand, newLoadCommand, newSaveCommand, newTagCommand, newHistoryCommand,
+		newImportCommand, newLoadCommand, newSaveCommand, newTagCommand, newHistoryCommand, newBuildCommand,
 	}
 	// Top-level shortcuts, as docker has them.
 	for _, f := range containerCmds {
