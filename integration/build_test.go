@@ -44,7 +44,6 @@ func berthBuild(t *testing.T, dir string, args ...string) result {
 	return runCmd(t, cmd, "")
 }
 
-
 func TestBuildLegacyDockerCLI(t *testing.T) {
 	tag := uniqueName(t) + ":v1"
 	rmiOnCleanup(t, tag)
