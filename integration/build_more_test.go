@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -237,5 +238,60 @@ func TestBerthBuild(t *testing.T) {
 	bad := runCmd(t, berthCmd("build", "-"), "FROM busybox\nRUN exit 4\n")
 	if bad.code != 4 || !strings.Contains(bad.stderr, "returned a non-zero code: 4") {
 		t.Fatalf("failing build: %s", bad)
+	}
+}
+
+func TestBuildPruneAndGitContext(t *testing.T) {
+	tag := uniqueName(t)
+	rmiOnCleanup(t, tag, tag+":git")
+	dir := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n"})
+	if r := legacyBuild(t, dir, "-t", tag, "."); r.code != 0 {
+		t.Fatalf("build: %s", r)
+	}
+	untagged := legacyBuild(t, dir, "-q", "--build-arg", "X=1", "--no-cache", "--label", "x=1", ".")
+	if untagged.code != 0 {
+		t.Fatalf("untagged build: %s", untagged)
+	}
+	untaggedID := strings.TrimSpace(untagged.stdout)
+	r := berth(t, "builder", "prune", "-f")
+	if r.code != 0 || !strings.Contains(r.stdout, "Deleted build cache objects:") {
+		t.Fatalf("builder prune: %s", r)
+	}
+	if docker(t, "image", "inspect", untaggedID).code == 0 {
+		t.Fatalf("the untagged build result survived the prune")
+	}
+	if mustDocker(t, "run", "--rm", tag, "cat", "/two") != "two" {
+		t.Fatal("the tagged image lost its content")
+	}
+	if again := legacyBuild(t, dir, "-t", tag, "."); again.code != 0 || strings.Contains(again.stdout, "Using cache") {
+		t.Fatalf("a build after prune should not hit the cache: %s", again)
+	}
+	// docker builder prune reaches the same endpoint.
+	if r := docker(t, "builder", "prune", "-f"); r.code != 0 {
+		t.Fatalf("docker builder prune: %s", r)
+	}
+
+	// A git repository as the context, by file:// URL with a ref and a subdirectory.
+	repo := t.TempDir()
+	gitRun := func(args ...string) {
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.email=t@t", "-c", "user.name=t"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	gitRun("init", "-q", "-b", "main")
+	os.MkdirAll(filepath.Join(repo, "sub"), 0o755)
+	os.WriteFile(filepath.Join(repo, "sub", "Dockerfile"), []byte("FROM busybox\nCOPY msg /msg\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "sub", "msg"), []byte("from git\n"), 0o644)
+	gitRun("add", ".")
+	gitRun("commit", "-q", "-m", "one")
+	gitRun("tag", "v1")
+	os.WriteFile(filepath.Join(repo, "sub", "msg"), []byte("later\n"), 0o644)
+	gitRun("commit", "-qam", "two")
+	if r := berth(t, "build", "-t", tag+":git", "file://"+repo+"#v1:sub"); r.code != 0 {
+		t.Fatalf("git build: %s", r)
+	}
+	if out := mustDocker(t, "run", "--rm", tag+":git", "cat", "/msg"); out != "from git" {
+		t.Fatalf("/msg = %q", out)
 	}
 }

@@ -26,6 +26,8 @@ type BuildOptions struct {
 	CacheFrom   []string
 	NetworkMode string
 	Quiet       bool
+	// Remote is a git repository URL to build from instead of the body.
+	Remote string
 }
 
 // BuildBackend builds images (Docker's legacy builder API).
@@ -33,11 +35,35 @@ type BuildBackend interface {
 	// Build reads the context tar (or a bare Dockerfile) from src, writes user-facing text to out as the
 	// build goes, and returns the image ID. A failed RUN's error implements ExitCode() int.
 	Build(ctx context.Context, src io.Reader, opts BuildOptions, out io.Writer) (string, error)
+	// PruneCache empties the build cache and deletes the step images only it kept.
+	PruneCache(ctx context.Context) (BuildPruneReport, error)
+}
+
+// BuildPruneReport is what POST /build/prune removed.
+type BuildPruneReport struct {
+	CachesDeleted  []string
+	SpaceReclaimed uint64
 }
 
 // buildRoutes are the routes served from BuildBackend.
 func (s *Server) buildRoutes() []route {
-	return []route{fixed(http.MethodPost, "/build", s.build)}
+	return []route{
+		fixed(http.MethodPost, "/build", s.build),
+		fixed(http.MethodPost, "/build/prune", s.buildPrune),
+	}
+}
+
+// buildPrune serves POST /build/prune. The legacy builder's cache has no sizes to keep or filter by, so
+// every entry goes (all, keep-storage and filters change nothing).
+func (s *Server) buildPrune(w http.ResponseWriter, r *http.Request, _ string) error {
+	if s.builder == nil {
+		return errNoBackend("build")
+	}
+	rep, err := s.builder.PruneCache(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: rep.CachesDeleted, SpaceReclaimed: rep.SpaceReclaimed})
 }
 
 func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -48,12 +74,9 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 	if q.Get("version") == "2" {
 		return errdefs.NotImplemented(errors.New("BuildKit is not supported by this daemon; use the legacy builder (DOCKER_BUILDKIT=0)"))
 	}
-	if remote := q.Get("remote"); remote != "" {
-		return errdefs.NotImplemented(fmt.Errorf("building from a remote context (%s) is not supported yet: send the context as the request body", remote))
-	}
 	opts := BuildOptions{
 		Tags: q["t"], Dockerfile: q.Get("dockerfile"), NoCache: queryBool(r, "nocache"), Target: q.Get("target"),
-		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"),
+		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"), Remote: q.Get("remote"),
 	}
 	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom} {
 		if v := q.Get(key); v != "" {

@@ -26,7 +26,8 @@ const maxDockerfile = 16 << 20
 
 // buildContext is a build's context unpacked on disk, and its Dockerfile.
 type buildContext struct {
-	dir        string   // "" when the build has no context (a Dockerfile alone on stdin)
+	dir        string   // what to remove at the end; "" when the build has no context (a Dockerfile alone on stdin)
+	rootDir    string   // the context's top, dir or a directory in it
 	root       *os.Root // dir, opened so no name or symlink can lead outside it
 	dockerfile []byte
 }
@@ -73,28 +74,33 @@ func openContext(ctx context.Context, tmpRoot string, src io.Reader, dockerfile 
 		}
 		return nil, errdefs.InvalidParameter(fmt.Errorf("reading the build context: %w", err))
 	}
-	if c.root, err = os.OpenRoot(dir); err != nil {
+	if err := c.finish(dir, dockerfile); err != nil {
 		c.Close()
-		return nil, errdefs.System(err)
+		return nil, err
 	}
+	return c, nil
+}
+
+// finish opens the unpacked context at dir (inside c.dir), reads the Dockerfile and applies .dockerignore.
+func (c *buildContext) finish(dir, dockerfile string) error {
+	var err error
+	if c.root, err = os.OpenRoot(dir); err != nil {
+		return errdefs.System(err)
+	}
+	c.rootDir = dir
 	name := path.Clean("/" + filepath.ToSlash(dockerfile))[1:]
 	b, err := readFileIn(c.root, name)
 	if errors.Is(err, fs.ErrNotExist) && dockerfile == "Dockerfile" {
 		b, err = readFileIn(c.root, "dockerfile")
 	}
 	if err != nil {
-		c.Close()
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errdefs.InvalidParameter(fmt.Errorf("Cannot locate specified Dockerfile: %s", dockerfile))
+			return errdefs.InvalidParameter(fmt.Errorf("Cannot locate specified Dockerfile: %s", dockerfile))
 		}
-		return nil, errdefs.InvalidParameter(fmt.Errorf("reading the Dockerfile: %w", err))
+		return errdefs.InvalidParameter(fmt.Errorf("reading the Dockerfile: %w", err))
 	}
 	c.dockerfile = b
-	if err := c.applyIgnore(); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return c.applyIgnore()
 }
 
 func readFileIn(root *os.Root, name string) ([]byte, error) {
@@ -132,7 +138,7 @@ func (c *buildContext) applyIgnore() error {
 	if err != nil {
 		return errdefs.InvalidParameter(fmt.Errorf("invalid .dockerignore: %w", err))
 	}
-	return ignoreWalk(c.dir, pm)
+	return ignoreWalk(c.rootDir, pm)
 }
 
 // ignoreWalk removes the paths under dir that pm excludes. A directory is descended into even when

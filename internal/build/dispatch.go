@@ -384,11 +384,19 @@ func (b *builder) runStep(ctx context.Context, st *stage, c *instructions.RunCom
 	}{argv, env, st.config.User, st.config.WorkingDir, b.opts.NetworkMode, createdBy}
 	key := cacheKey(st.imageID, "run", createdBy, st.config, settings)
 	return b.cachedStep(ctx, st, key, func() (string, error) {
-		var id string
+		var id, cid string
+		defer func() {
+			if cid != "" {
+				fmt.Fprintf(b.stepOut, " ---> Removed intermediate container %s\n", shortID(cid))
+			}
+		}()
 		code, err := b.svc.cfg.Runner.Run(ctx, RunRequest{
 			Image: st.imageID, Cmd: argv, Env: env, User: st.config.User, WorkingDir: st.config.WorkingDir,
 			NetworkMode: b.opts.NetworkMode, Output: b.stepOut,
-			Started: func(cid string) { fmt.Fprintf(b.stepOut, " ---> Running in %s\n", shortID(cid)) },
+			Started: func(c string) {
+				cid = c
+				fmt.Fprintf(b.stepOut, " ---> Running in %s\n", shortID(c))
+			},
 		}, func(layer io.Reader) error {
 			lr := clampTimes(layer, st.epoch)
 			defer lr.Close()

@@ -109,6 +109,8 @@ type Options struct {
 	NetworkMode string
 	// SuppressOutput (-q) leaves out step output; the image ID is still reported.
 	SuppressOutput bool
+	// Remote is a git repository to use as the context instead of the request body.
+	Remote string
 }
 
 // Output receives what a build reports.
@@ -137,7 +139,16 @@ func (s *Service) Build(ctx context.Context, src io.Reader, opts Options, out io
 	if out == nil {
 		out = io.Discard
 	}
-	bctx, err := openContext(ctx, s.cfg.Root, src, opts.Dockerfile)
+	var bctx *buildContext
+	var err error
+	switch {
+	case opts.Remote == "":
+		bctx, err = openContext(ctx, s.cfg.Root, src, opts.Dockerfile)
+	case IsGitURL(opts.Remote):
+		bctx, err = openGitContext(ctx, s.cfg.Root, opts.Remote, opts.Dockerfile)
+	default:
+		err = errdefs.NotImplemented(fmt.Errorf("remote contexts other than git repositories are not supported yet: %s", opts.Remote))
+	}
 	if err != nil {
 		return Result{}, err
 	}

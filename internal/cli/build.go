@@ -62,7 +62,10 @@ func newBuildCommand(e *env) *cobra.Command {
 				opts.Labels[k] = v
 			}
 			var body io.Reader
-			if args[0] == "-" {
+			if isGitURL(args[0]) {
+				// The daemon clones the repository; the body stays empty.
+				opts.RemoteContext = args[0]
+			} else if args[0] == "-" {
 				if file != "" && file != "-" {
 					return errors.New("-f cannot be used with a context from stdin other than a Dockerfile")
 				}
@@ -341,4 +344,16 @@ func addFile(tw *tar.Writer, src, name string) error {
 	defer f.Close()
 	_, err = io.Copy(tw, bufio.NewReader(io.LimitReader(f, hdr.Size)))
 	return err
+}
+
+// isGitURL tells a git repository address from a context directory, as the daemon's builder does.
+func isGitURL(s string) bool {
+	u, _, _ := strings.Cut(s, "#")
+	switch {
+	case strings.HasPrefix(u, "git://"), strings.HasPrefix(u, "git@"), strings.HasPrefix(u, "ssh://"), strings.HasPrefix(u, "file://"):
+		return true
+	case strings.HasPrefix(u, "http://"), strings.HasPrefix(u, "https://"):
+		return strings.HasSuffix(u, ".git")
+	}
+	return false
 }

@@ -156,7 +156,8 @@ func newRootCommand(e *env) *cobra.Command {
 
 	sys := &cobra.Command{Use: "system", Short: "Manage Berth", Args: noArgs, RunE: showHelp}
 	sysInfo := newInfoCommand(e)
-	sys.AddCommand(sysInfo)
+	sys.AddCommand(sysInfo, newSystemPruneCommand(e))
+	root.AddCommand(newBuilderCommand(e))
 	root.AddCommand(newEventsCommand(e))
 	sys.AddCommand(newEventsCommand(e))
 	root.AddCommand(sys)

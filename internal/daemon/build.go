@@ -144,7 +144,30 @@ type buildBackend struct{ s *build.Service }
 func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptions, out io.Writer) (string, error) {
 	res, err := b.s.Build(ctx, src, build.Options{
 		Tags: o.Tags, Dockerfile: o.Dockerfile, BuildArgs: o.BuildArgs, NoCache: o.NoCache, Target: o.Target,
-		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet,
+		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote,
 	}, out)
 	return res.ID, err
+}
+
+// RemoveUnused deletes a build step's image when nothing needs it (build.ImageRemover).
+func (b buildImages) RemoveUnused(ctx context.Context, id string) (bool, int64) {
+	img, err := b.s.Get(ctx, id)
+	if err != nil || len(img.RepoTags) > 0 {
+		return false, 0
+	}
+	size := img.Size
+	if img.Parent != "" {
+		if p, err := b.s.Get(ctx, img.Parent.String()); err == nil {
+			size -= p.Size
+		}
+	}
+	if _, err := b.s.Remove(ctx, id, false, true); err != nil {
+		return false, 0
+	}
+	return true, max(size, 0)
+}
+
+func (b buildBackend) PruneCache(ctx context.Context) (api.BuildPruneReport, error) {
+	rep, err := b.s.Prune(ctx)
+	return api.BuildPruneReport{CachesDeleted: rep.CachesDeleted, SpaceReclaimed: rep.SpaceReclaimed}, err
 }
