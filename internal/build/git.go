@@ -63,7 +63,7 @@ func openGitContext(ctx context.Context, tmpRoot, remote, dockerfile string) (*b
 	}
 	top := repo
 	if subdir != "" {
-		top = filepath.Join(repo, filepath.FromSlash(path.Clean("/" + subdir)))
+		top = filepath.Join(repo, filepath.FromSlash(path.Clean("/"+subdir)))
 		real, err := filepath.EvalSymlinks(top)
 		if err != nil || (real != repo && !strings.HasPrefix(real, repo+string(filepath.Separator))) {
 			c.Close()

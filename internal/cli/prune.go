@@ -112,4 +112,3 @@ func newSystemPruneCommand(e *env) *cobra.Command {
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return cmd
 }
-
