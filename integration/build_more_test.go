@@ -295,3 +295,28 @@ func TestBuildPruneAndGitContext(t *testing.T) {
 		t.Fatalf("/msg = %q", out)
 	}
 }
+
+func TestBuildCacheFrom(t *testing.T) {
+	tag := uniqueName(t)
+	rmiOnCleanup(t, tag)
+	dir := buildContext(t, map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY f /f\nRUN echo cache-from > /r\nENV K=v\n",
+		"f":          "content\n",
+	})
+	if r := legacyBuild(t, dir, "-t", tag, "."); r.code != 0 {
+		t.Fatalf("build: %s", r)
+	}
+	id := mustDocker(t, "inspect", "-f", "{{.Id}}", tag)
+	saved := filepath.Join(t.TempDir(), "img.tar")
+	mustDocker(t, "save", "-o", saved, tag)
+	mustDocker(t, "rmi", tag)
+	mustDocker(t, "load", "-i", saved)
+	// The loaded image has no local cache entries; --cache-from finds every step in its history.
+	r := legacyBuild(t, dir, "--cache-from", tag, "-t", tag, ".")
+	if r.code != 0 || strings.Count(r.stdout, "Using cache") != 3 || strings.Contains(r.stdout, "Running in") {
+		t.Fatalf("build with --cache-from: %s", r)
+	}
+	if got := mustDocker(t, "inspect", "-f", "{{.Id}}", tag); got != id {
+		t.Fatalf("--cache-from build gave %s, want %s", got, id)
+	}
+}

@@ -26,13 +26,14 @@ type builder struct {
 	out     io.Writer // always shown (errors, the final ID)
 	stepOut io.Writer // step lines and RUN output; discarded with -q
 
-	lex      *shell.Lex
-	metaArgs map[string]string // ARGs before the first FROM, after --build-arg
-	usedArgs map[string]bool
-	stages   []instructions.Stage
-	results  []*stage // per stage index; nil until built
-	step     int
-	total    int
+	lex       *shell.Lex
+	metaArgs  map[string]string // ARGs before the first FROM, after --build-arg
+	usedArgs  map[string]bool
+	cacheFrom []Image // --cache-from images
+	stages    []instructions.Stage
+	results   []*stage // per stage index; nil until built
+	step      int
+	total     int
 }
 
 // stage is the state of the stage being built: its current image and config.

@@ -99,7 +99,7 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 	}
 	createdBy := fmt.Sprintf("%s #(nop) %s %s:%s in %s ", strings.Join(st.shell(), " "), spec.cmd, kind, digest, lw.dest)
 	key := cacheKey(st.imageID, "copy", createdBy, st.config, spec.text)
-	return b.cachedStep(ctx, st, key, func() (string, error) {
+	return b.cachedStep(ctx, st, key, createdBy, func() (string, error) {
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return "", errdefs.System(err)
 		}

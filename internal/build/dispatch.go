@@ -315,17 +315,29 @@ func jsonArgs(v []string) string {
 // commitConfig makes a config-only step's image: no layer, one history entry.
 func (b *builder) commitConfig(ctx context.Context, st *stage, text string) error {
 	createdBy := strings.Join(st.shell(), " ") + " #(nop)  " + text
-	return b.cachedStep(ctx, st, cacheKey(st.imageID, "nop", createdBy, st.config, nil), func() (string, error) {
+	return b.cachedStep(ctx, st, cacheKey(st.imageID, "nop", createdBy, st.config, nil), createdBy, func() (string, error) {
 		return b.svc.cfg.Images.WriteChild(ctx, Child{Parent: st.imageID, Config: st.config, CreatedBy: createdBy, Created: st.epoch})
 	})
 }
 
 // cachedStep moves st to the image key names in the cache, or to the one produce makes.
-func (b *builder) cachedStep(ctx context.Context, st *stage, key string, produce func() (string, error)) error {
+func (b *builder) cachedStep(ctx context.Context, st *stage, key, createdBy string, produce func() (string, error)) error {
 	// The stage's time is part of every image it makes, so it is part of every key.
 	key = cacheKey(key, "epoch", st.epoch.Format(time.RFC3339), dockerspec.DockerOCIImageConfig{}, nil)
 	if !b.opts.NoCache {
 		if id, ok := b.svc.cacheGet(ctx, key); ok {
+			fmt.Fprintf(b.stepOut, " ---> Using cache\n ---> %s\n", shortID(id))
+			st.imageID = id
+			return nil
+		}
+		id, err := b.fromCacheSources(ctx, st, createdBy)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			if err := b.svc.cachePut(key, id); err != nil {
+				return err
+			}
 			fmt.Fprintf(b.stepOut, " ---> Using cache\n ---> %s\n", shortID(id))
 			st.imageID = id
 			return nil
@@ -383,7 +395,7 @@ func (b *builder) runStep(ctx context.Context, st *stage, c *instructions.RunCom
 		ArgsInHistoryOnly string
 	}{argv, env, st.config.User, st.config.WorkingDir, b.opts.NetworkMode, createdBy}
 	key := cacheKey(st.imageID, "run", createdBy, st.config, settings)
-	return b.cachedStep(ctx, st, key, func() (string, error) {
+	return b.cachedStep(ctx, st, key, createdBy, func() (string, error) {
 		var id, cid string
 		defer func() {
 			if cid != "" {

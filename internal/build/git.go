@@ -64,8 +64,9 @@ func openGitContext(ctx context.Context, tmpRoot, remote, dockerfile string) (*b
 	top := repo
 	if subdir != "" {
 		top = filepath.Join(repo, filepath.FromSlash(path.Clean("/"+subdir)))
+		base, _ := filepath.EvalSymlinks(repo)
 		real, err := filepath.EvalSymlinks(top)
-		if err != nil || (real != repo && !strings.HasPrefix(real, repo+string(filepath.Separator))) {
+		if err != nil || (real != base && !strings.HasPrefix(real, base+string(filepath.Separator))) {
 			c.Close()
 			return nil, errdefs.InvalidParameter(fmt.Errorf("%s is not a directory in the repository", subdir))
 		}

@@ -39,6 +39,8 @@ type Images interface {
 	WriteChild(ctx context.Context, c Child) (string, error)
 	// Tag points ref at the image id.
 	Tag(ctx context.Context, id, ref string) error
+	// OpenLayer reads a stored layer tar by its diff ID.
+	OpenLayer(ctx context.Context, diffID string) (io.ReadCloser, error)
 	// Mount shows the image's root filesystem read-only at a temporary directory until release.
 	Mount(ctx context.Context, id string) (dir string, release func(), err error)
 }
@@ -104,7 +106,7 @@ type Options struct {
 	NoCache    bool
 	Target     string
 	Labels     map[string]string
-	// CacheFrom names images whose layers may be reused; only the local cache is consulted for now.
+	// CacheFrom names images whose history and layers steps may reuse (see fromCacheSources).
 	CacheFrom   []string
 	NetworkMode string
 	// SuppressOutput (-q) leaves out step output; the image ID is still reported.
@@ -164,6 +166,14 @@ func (s *Service) Build(ctx context.Context, src io.Reader, opts Options, out io
 	b := &builder{svc: s, opts: opts, bctx: bctx, out: out, stepOut: out}
 	if opts.SuppressOutput {
 		b.stepOut = io.Discard
+	}
+	for _, ref := range opts.CacheFrom {
+		img, err := s.cfg.Images.Get(ctx, ref)
+		if err != nil {
+			fmt.Fprintf(b.stepOut, "[Warning] cache source %s not found, skipping it\n", ref)
+			continue
+		}
+		b.cacheFrom = append(b.cacheFrom, img)
 	}
 	id, err := b.run(ctx)
 	if err != nil {

@@ -171,3 +171,11 @@ func (b buildBackend) PruneCache(ctx context.Context) (api.BuildPruneReport, err
 	rep, err := b.s.Prune(ctx)
 	return api.BuildPruneReport{CachesDeleted: rep.CachesDeleted, SpaceReclaimed: rep.SpaceReclaimed}, err
 }
+
+func (b buildImages) OpenLayer(ctx context.Context, diffID string) (io.ReadCloser, error) {
+	d, err := digest.Parse(diffID)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(err)
+	}
+	return b.s.OpenLayer(d)
+}

@@ -75,3 +75,8 @@ func (s *Service) WriteChild(ctx context.Context, opts ChildOptions) (digest.Dig
 	})
 	return id, err
 }
+
+// OpenLayer reads the stored layer tar whose uncompressed digest is diffID.
+func (s *Service) OpenLayer(diffID digest.Digest) (io.ReadCloser, error) {
+	return s.cfg.Content.Open(diffID)
+}
