@@ -110,6 +110,9 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 // copySource opens what the step copies from: the context, or --from's stage or image.
 func (b *builder) copySource(ctx context.Context, spec copySpec, stageIndex int) (*os.Root, func(), error) {
 	if spec.from == "" {
+		if b.bctx.root == nil && len(spec.sd.SourcePaths) == 0 {
+			return nil, func() {}, nil // only heredoc sources
+		}
 		if b.bctx.root == nil {
 			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("%s failed: this build has no context (the Dockerfile came alone on stdin)", spec.cmd))
 		}
