@@ -348,4 +348,3 @@ func TestIsGitURL(t *testing.T) {
 		}
 	}
 }
-
