@@ -348,3 +348,14 @@ func TestIsGitURL(t *testing.T) {
 		}
 	}
 }
+
+func TestDirectivesAndContinuations(t *testing.T) {
+	s, _, run := newTestService(t)
+	df := "# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nRUN echo a `\n    b\nRUN [\"/bin/true\", \"x\"]\n"
+	if _, err := s.Build(context.Background(), strings.NewReader(df), Options{}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if len(run.cmds) != 2 || run.cmds[0][2] != "echo a     b" || !slices.Equal(run.cmds[1], []string{"/bin/true", "x"}) {
+		t.Fatalf("commands %q", run.cmds)
+	}
+}
