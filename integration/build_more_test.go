@@ -320,3 +320,40 @@ func TestBuildCacheFrom(t *testing.T) {
 		t.Fatalf("--cache-from build gave %s, want %s", got, id)
 	}
 }
+
+func TestBuildContextForms(t *testing.T) {
+	tag := uniqueName(t)
+	rmiOnCleanup(t, tag+":tar", tag+":gz", tag+":net")
+	files := map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY --exclude=*.tmp d/ /d/\nRUN ls /d > /list\n",
+		"d/a.txt":    "a",
+		"d/b.tmp":    "b",
+	}
+	dir := buildContext(t, files)
+	// A context tar on stdin, through berth.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range []string{"Dockerfile", "d/a.txt", "d/b.tmp"} {
+		tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[n]))})
+		tw.Write([]byte(files[n]))
+	}
+	tw.Close()
+	if r := runCmd(t, berthCmd("build", "-t", tag+":tar", "-"), buf.String()); r.code != 0 || !strings.Contains(r.stdout, "Image ID: sha256:") {
+		t.Fatalf("tar on stdin: %s", r)
+	}
+	if out := mustDocker(t, "run", "--rm", tag+":tar", "cat", "/list"); out != "a.txt" {
+		t.Fatalf("--exclude: /list = %q", out)
+	}
+	// A gzip-compressed context, as docker build --compress sends it.
+	if r := legacyBuild(t, dir, "--compress", "-t", tag+":gz", "."); r.code != 0 {
+		t.Fatalf("--compress: %s", r)
+	}
+	// RUN with --network none sees only the loopback interface.
+	netDir := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN ls /sys/class/net > /ifs\n"})
+	if r := berthBuild(t, netDir, "--network", "none", "--no-cache", "-t", tag+":net", "."); r.code != 0 {
+		t.Fatalf("--network none: %s", r)
+	}
+	if out := mustDocker(t, "run", "--rm", tag+":net", "cat", "/ifs"); out != "lo" {
+		t.Fatalf("interfaces in RUN: %q", out)
+	}
+}

@@ -57,9 +57,13 @@ CMD ["cat", "/app/run.txt", "/app/hello.txt"]
 `,
 		"hello.txt": "file content\n",
 	})
-	r := legacyBuild(t, dir, "-t", tag, ".")
+	iid := filepath.Join(t.TempDir(), "iid")
+	r := legacyBuild(t, dir, "-t", tag, "--iidfile", iid, ".")
 	if r.code != 0 {
 		t.Fatalf("build: %s", r)
+	}
+	if id, _ := os.ReadFile(iid); string(id) != mustDocker(t, "inspect", "-f", "{{.Id}}", tag) {
+		t.Fatalf("--iidfile holds %q", id)
 	}
 	for _, want := range []string{"Step 1/6 : FROM busybox", "Step 5/6 : RUN", "file content", "Successfully built ", "Successfully tagged " + tag} {
 		if !strings.Contains(r.stdout, want) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
 )
 
 // copySpec is a COPY or ADD after expansion.
@@ -35,6 +36,8 @@ type copySpec struct {
 	chmod string
 	text  string
 	add   bool // ADD: local tars are unpacked
+	// exclude (--exclude) leaves out sources matching these patterns.
+	exclude []string
 }
 
 // copyStep writes a layer holding the sources at the destination. The layer goes to a temporary file
@@ -63,6 +66,12 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 		}
 		defer parent.Close()
 	}
+	var exclude *patternmatcher.PatternMatcher
+	if len(spec.exclude) > 0 {
+		if exclude, err = patternmatcher.New(spec.exclude); err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid --exclude: %w", err))
+		}
+	}
 	uid, gid, err := resolveChown(parent, spec.chown)
 	if err != nil {
 		return err
@@ -84,7 +93,7 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
 	lw := &layerWriter{
 		tw: tar.NewWriter(tmp), sum: sha256.New(), epoch: st.epoch, parent: parent,
-		uid: uid, gid: gid, chown: spec.chown != "", mode: mode, seen: map[string]bool{},
+		uid: uid, gid: gid, chown: spec.chown != "", mode: mode, seen: map[string]bool{}, exclude: exclude,
 	}
 	if err := lw.copyAll(ctx, st, spec, src); err != nil {
 		return err
@@ -168,9 +177,11 @@ type layerWriter struct {
 	chown  bool
 	mode   *fs.FileMode
 	seen   map[string]bool
-	dest   string
-	files  int
-	dirs   int
+	// exclude matches source paths (relative to the source root) to leave out.
+	exclude *patternmatcher.PatternMatcher
+	dest    string
+	files   int
+	dirs    int
 }
 
 func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, src *os.Root) error {
@@ -190,7 +201,11 @@ func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, sr
 		if err != nil {
 			return fmt.Errorf("%s failed: %w", spec.cmd, err)
 		}
-		sources = append(sources, matches...)
+		for _, m := range matches {
+			if !lw.excluded(m) && !lw.excluded(path.Base(m)) {
+				sources = append(sources, m)
+			}
+		}
 	}
 	if len(sources)+len(spec.sd.SourceContents) > 1 {
 		destDir = true
@@ -228,7 +243,7 @@ func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, sr
 			if err := lw.dir(src, s, dest, fi, true); err != nil {
 				return err
 			}
-			if err := lw.tree(ctx, src, s, dest); err != nil {
+			if err := lw.tree(ctx, src, s, s, dest); err != nil {
 				return err
 			}
 			continue
@@ -321,7 +336,8 @@ func (lw *layerWriter) parents(target string) error {
 }
 
 // tree copies the contents of directory s (in src) into dest, in lexical order.
-func (lw *layerWriter) tree(ctx context.Context, src *os.Root, s, dest string) error {
+// top is the directory the step copies, which --exclude patterns are relative to (as in BuildKit).
+func (lw *layerWriter) tree(ctx context.Context, src *os.Root, top, s, dest string) error {
 	f, err := src.Open(s)
 	if err != nil {
 		return errdefs.InvalidParameter(err)
@@ -337,6 +353,9 @@ func (lw *layerWriter) tree(ctx context.Context, src *os.Root, s, dest string) e
 			return err
 		}
 		sp, dp := path.Join(s, n), path.Join(dest, n)
+		if lw.excluded(strings.TrimPrefix(sp, top+"/")) {
+			continue
+		}
 		fi, err := src.Lstat(sp)
 		if err != nil {
 			return errdefs.InvalidParameter(err)
@@ -345,7 +364,7 @@ func (lw *layerWriter) tree(ctx context.Context, src *os.Root, s, dest string) e
 			if err := lw.dir(src, sp, dp, fi, false); err != nil {
 				return err
 			}
-			if err := lw.tree(ctx, src, sp, dp); err != nil {
+			if err := lw.tree(ctx, src, top, sp, dp); err != nil {
 				return err
 			}
 			continue
@@ -355,6 +374,14 @@ func (lw *layerWriter) tree(ctx context.Context, src *os.Root, s, dest string) e
 		}
 	}
 	return nil
+}
+
+func (lw *layerWriter) excluded(p string) bool {
+	if lw.exclude == nil {
+		return false
+	}
+	ok, _ := lw.exclude.MatchesOrParentMatches(p)
+	return ok
 }
 
 func (lw *layerWriter) dir(_ *os.Root, _ string, dest string, fi fs.FileInfo, top bool) error {

@@ -288,12 +288,17 @@ func (b *builder) dispatch(ctx context.Context, st *stage, cmd instructions.Comm
 	case *instructions.RunCommand:
 		return b.runStep(ctx, st, c)
 	case *instructions.CopyCommand:
+		if c.Parents {
+			return errdefs.NotImplemented(errors.New("COPY --parents is not supported yet"))
+		}
 		return b.copyStep(ctx, st, copySpec{
 			cmd: "COPY", sd: c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod, text: c.String(),
+			exclude: c.ExcludePatterns,
 		}, stageIndex)
 	case *instructions.AddCommand:
 		return b.copyStep(ctx, st, copySpec{
-			cmd: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, text: c.String(), add: true,
+			cmd: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, text: c.String(),
+			add: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns,
 		}, stageIndex)
 	}
 	return errdefs.NotImplemented(fmt.Errorf("the %s instruction is not supported", strings.ToUpper(cmd.Name())))

@@ -94,6 +94,8 @@ func newBuildCommand(e *env) *cobra.Command {
 			}
 			if quiet {
 				fmt.Fprintln(e.Out, id)
+			} else {
+				fmt.Fprintf(e.Out, "Image ID: %s\n", id)
 			}
 			if iidfile != "" {
 				if err := os.WriteFile(iidfile, []byte(id), 0o644); err != nil {
