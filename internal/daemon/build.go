@@ -101,21 +101,22 @@ func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(
 	if out == nil {
 		out = io.Discard
 	}
-	logsDone := make(chan error, 1)
+	// The output is done only when the demultiplexer has written its last bytes, not when Logs returns.
+	logsDone := make(chan struct{})
+	pr, pw := io.Pipe()
 	go func() {
-		pr, pw := io.Pipe()
-		go func() {
-			_, err := stdcopy.StdCopy(out, out, pr)
-			pr.CloseWithError(err)
-		}()
-		err := r.c.Logs(ctx, id, dcontainer.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}, pw)
-		pw.CloseWithError(err)
-		logsDone <- err
+		pw.CloseWithError(r.c.Logs(ctx, id, dcontainer.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}, pw))
+	}()
+	go func() {
+		defer close(logsDone)
+		_, err := stdcopy.StdCopy(out, out, pr)
+		pr.CloseWithError(err)
 	}()
 	var res dcontainer.WaitResponse
 	select {
 	case res = <-waitC:
 	case <-ctx.Done():
+		<-logsDone // Logs ends with ctx; nothing may write to the output after Run returns
 		return 0, ctx.Err()
 	}
 	<-logsDone
@@ -126,10 +127,17 @@ func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(
 	if code != 0 {
 		return code, nil
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(r.c.WriteLayer(ctx, id, pw)) }()
-	defer pr.Close()
-	return 0, commit(pr)
+	// The layer is read from the container's directory, so the container goes only after the reader ends.
+	lr, lw := io.Pipe()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		lw.CloseWithError(r.c.WriteLayer(ctx, id, lw))
+	}()
+	err = commit(lr)
+	lr.Close()
+	<-written
+	return 0, err
 }
 
 type errorString string
