@@ -3,6 +3,9 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -347,6 +350,17 @@ func TestBuildContextForms(t *testing.T) {
 	// A gzip-compressed context, as docker build --compress sends it.
 	if r := legacyBuild(t, dir, "--compress", "-t", tag+":gz", "."); r.code != 0 {
 		t.Fatalf("--compress: %s", r)
+	}
+	// A Dockerfile from stdin with a context directory, and ADD of a URL (the daemon downloads it).
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "over http\n") }))
+	defer srv.Close()
+	cmd := berthCmd("build", "-f", "-", "-t", tag+":gz", ".")
+	cmd.Dir = dir
+	if r := runCmd(t, cmd, "FROM busybox\nCOPY d/a.txt /a\nADD "+srv.URL+"/remote.txt /dl/\n"); r.code != 0 {
+		t.Fatalf("-f - with ADD <url>: %s", r)
+	}
+	if out := mustDocker(t, "run", "--rm", tag+":gz", "cat", "/a", "/dl/remote.txt"); out != "aover http" {
+		t.Fatalf("files: %q", out)
 	}
 	// RUN with --network none sees only the loopback interface.
 	netDir := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN ls /sys/class/net > /ifs\n"})

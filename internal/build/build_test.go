@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -357,5 +359,31 @@ func TestDirectivesAndContinuations(t *testing.T) {
 	}
 	if len(run.cmds) != 2 || run.cmds[0][2] != "echo a     b" || !slices.Equal(run.cmds[1], []string{"/bin/true", "x"}) {
 		t.Fatalf("commands %q", run.cmds)
+	}
+}
+
+func TestAddURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", time.Unix(100, 0).UTC().Format(http.TimeFormat))
+		io.WriteString(w, "remote body")
+	}))
+	defer srv.Close()
+	s, imgs, _ := newTestService(t)
+	sum := sha256.Sum256([]byte("remote body"))
+	df := fmt.Sprintf("FROM busybox\nADD --checksum=sha256:%x %s/dir/file.txt /opt/\n", sum, srv.URL)
+	res, err := s.Build(context.Background(), strings.NewReader(df), Options{}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := imgs.layers[res.ID]
+	if len(ents) != 2 || ents[1].Name != "opt/file.txt" || ents[1].Data != "remote body" || ents[1].Mode != 0o600 {
+		t.Fatalf("layer %+v", ents)
+	}
+	bad := fmt.Sprintf("FROM busybox\nADD --checksum=sha256:%x %s/f /f\n", sha256.Sum256(nil), srv.URL)
+	if _, err := s.Build(context.Background(), strings.NewReader(bad), Options{}, io.Discard); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
+		t.Fatalf("checksum mismatch: %v", err)
+	}
+	if _, err := s.Build(context.Background(), strings.NewReader("FROM busybox\nCOPY "+srv.URL+"/f /f\n"), Options{}, io.Discard); err == nil || !strings.Contains(err.Error(), "source can't be a URL for COPY") {
+		t.Fatalf("COPY of a URL: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -38,15 +39,24 @@ type copySpec struct {
 	add   bool // ADD: local tars are unpacked
 	// exclude (--exclude) leaves out sources matching these patterns.
 	exclude []string
+	// checksum (ADD --checksum=sha256:...) is what a downloaded file must digest to.
+	checksum string
 }
 
 // copyStep writes a layer holding the sources at the destination. The layer goes to a temporary file
 // first, because the step's cache key needs the digest of what it copies.
 func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageIndex int) error {
 	for _, src := range spec.sd.SourcePaths {
-		if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
-			return errdefs.NotImplemented(fmt.Errorf("%s from a URL (%s) is not supported yet", spec.cmd, src))
+		switch {
+		case isHTTPURL(src) && spec.cmd == "COPY":
+			return errdefs.InvalidParameter(fmt.Errorf("source can't be a URL for COPY"))
+		case isHTTPURL(src) && !IsGitURL(src):
+		case strings.Contains(src, "://") || strings.HasPrefix(src, "git@"):
+			return errdefs.NotImplemented(fmt.Errorf("%s from %s is not supported yet", spec.cmd, src))
 		}
+	}
+	if spec.checksum != "" && (len(spec.sd.SourcePaths) != 1 || !isHTTPURL(spec.sd.SourcePaths[0])) {
+		return errdefs.InvalidParameter(errors.New("checksum can't be specified for non-HTTP(S) sources"))
 	}
 	src, release, err := b.copySource(ctx, spec, stageIndex)
 	if err != nil {
@@ -94,6 +104,7 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 	lw := &layerWriter{
 		tw: tar.NewWriter(tmp), sum: sha256.New(), epoch: st.epoch, parent: parent,
 		uid: uid, gid: gid, chown: spec.chown != "", mode: mode, seen: map[string]bool{}, exclude: exclude,
+		tmpDir: b.svc.cfg.Root,
 	}
 	if err := lw.copyAll(ctx, st, spec, src); err != nil {
 		return err
@@ -119,8 +130,14 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 // copySource opens what the step copies from: the context, or --from's stage or image.
 func (b *builder) copySource(ctx context.Context, spec copySpec, stageIndex int) (*os.Root, func(), error) {
 	if spec.from == "" {
-		if b.bctx.root == nil && len(spec.sd.SourcePaths) == 0 {
-			return nil, func() {}, nil // only heredoc sources
+		local := 0
+		for _, p := range spec.sd.SourcePaths {
+			if !isHTTPURL(p) {
+				local++
+			}
+		}
+		if b.bctx.root == nil && local == 0 {
+			return nil, func() {}, nil // only heredoc and URL sources
 		}
 		if b.bctx.root == nil {
 			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("%s failed: this build has no context (the Dockerfile came alone on stdin)", spec.cmd))
@@ -177,6 +194,7 @@ type layerWriter struct {
 	chown  bool
 	mode   *fs.FileMode
 	seen   map[string]bool
+	tmpDir string
 	// exclude matches source paths (relative to the source root) to leave out.
 	exclude *patternmatcher.PatternMatcher
 	dest    string
@@ -196,7 +214,12 @@ func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, sr
 	dest = path.Clean(dest)
 	lw.dest = dest
 	var sources []string
+	var urls []string
 	for _, p := range spec.sd.SourcePaths {
+		if isHTTPURL(p) {
+			urls = append(urls, p)
+			continue
+		}
 		matches, err := expandSource(src, p)
 		if err != nil {
 			return fmt.Errorf("%s failed: %w", spec.cmd, err)
@@ -207,13 +230,19 @@ func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, sr
 			}
 		}
 	}
-	if len(sources)+len(spec.sd.SourceContents) > 1 {
+	if len(sources)+len(urls)+len(spec.sd.SourceContents) > 1 {
 		destDir = true
 	}
 	if !destDir && lw.parent != nil {
 		if fi, err := lw.parent.Stat(strings.TrimPrefix(dest, "/")); err == nil && fi.IsDir() {
 			destDir = true
 		}
+	}
+	for _, u := range urls {
+		if err := lw.download(ctx, u, dest, destDir, spec.checksum); err != nil {
+			return err
+		}
+		lw.files++
 	}
 	for _, sc := range spec.sd.SourceContents {
 		target := dest
@@ -558,4 +587,64 @@ func fillOwner(hdr *tar.Header, fi fs.FileInfo) {
 	if h, err := tar.FileInfoHeader(fi, ""); err == nil {
 		hdr.Uid, hdr.Gid = h.Uid, h.Gid
 	}
+}
+
+func isHTTPURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// download adds a remote file as ADD does: mode 0600, the mtime from Last-Modified, never unpacked.
+// The body goes through a temporary file because the tar header needs its size first.
+func (lw *layerWriter) download(ctx context.Context, url, dest string, destDir bool, checksum string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return errdefs.InvalidParameter(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return errdefs.Unavailable(fmt.Errorf("ADD failed: %w", err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errdefs.InvalidParameter(fmt.Errorf("ADD failed: %s: %s", url, resp.Status))
+	}
+	tmp, err := os.CreateTemp(lw.tmpDir, "download-*")
+	if err != nil {
+		return errdefs.System(err)
+	}
+	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+	sum := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, sum), resp.Body)
+	if err != nil {
+		return errdefs.Unavailable(fmt.Errorf("ADD failed: reading %s: %w", url, err))
+	}
+	if checksum != "" {
+		if got := "sha256:" + hex.EncodeToString(sum.Sum(nil)); got != checksum {
+			return errdefs.InvalidParameter(fmt.Errorf("ADD failed: digest mismatch for %s: %s, expected %s", url, got, checksum))
+		}
+	}
+	target := dest
+	if destDir {
+		name := path.Base(req.URL.Path)
+		if name == "/" || name == "." || name == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("cannot determine a file name for %s; give the destination as a file path", url))
+		}
+		target = path.Join(dest, name)
+	}
+	if err := lw.parents(target); err != nil {
+		return err
+	}
+	mtime := time.Unix(0, 0)
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		mtime = lm
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return errdefs.System(err)
+	}
+	mode := int64(0o600)
+	if lw.mode != nil {
+		mode = int64(*lw.mode)
+	}
+	hdr := &tar.Header{Name: rel(target), Typeflag: tar.TypeReg, Mode: mode, Size: n, ModTime: clamp(mtime, lw.epoch), Uid: lw.uid, Gid: lw.gid}
+	return lw.write(hdr, tmp)
 }

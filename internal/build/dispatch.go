@@ -298,7 +298,7 @@ func (b *builder) dispatch(ctx context.Context, st *stage, cmd instructions.Comm
 	case *instructions.AddCommand:
 		return b.copyStep(ctx, st, copySpec{
 			cmd: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, text: c.String(),
-			add: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns,
+			add: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns, checksum: c.Checksum,
 		}, stageIndex)
 	}
 	return errdefs.NotImplemented(fmt.Errorf("the %s instruction is not supported", strings.ToUpper(cmd.Name())))

@@ -72,7 +72,15 @@ func newBuildCommand(e *env) *cobra.Command {
 				opts.Dockerfile = ""
 				body = e.In
 			} else {
-				rc, df, err := contextTar(args[0], file)
+				var stdinDockerfile []byte
+				if file == "-" {
+					b, err := io.ReadAll(e.In)
+					if err != nil {
+						return err
+					}
+					stdinDockerfile = b
+				}
+				rc, df, err := contextTar(args[0], file, stdinDockerfile)
 				if err != nil {
 					return fmt.Errorf("unable to prepare context: %w", err)
 				}
@@ -212,8 +220,9 @@ func showBuild(r io.Reader, w io.Writer, quiet bool) (string, error) {
 
 // contextTar streams the directory dir as a build context tar, leaving out what .dockerignore
 // excludes (except the Dockerfile and .dockerignore, which the daemon needs). It returns the
-// Dockerfile's name inside the tar: a -f outside the context is added under a name of its own.
-func contextTar(dir, dockerfile string) (io.ReadCloser, string, error) {
+// Dockerfile's name inside the tar: a -f outside the context, or one read from stdin (-f -), is added
+// under a name of its own.
+func contextTar(dir, dockerfile string, stdinDockerfile []byte) (io.ReadCloser, string, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, "", err
@@ -234,7 +243,9 @@ func contextTar(dir, dockerfile string) (io.ReadCloser, string, error) {
 		return nil, "", err
 	}
 	dfName, extra := "Dockerfile", ""
-	if dockerfile != "" {
+	if dockerfile == "-" {
+		dfName, extra = ".berth-dockerfile", "-"
+	} else if dockerfile != "" {
 		abs, _ := filepath.Abs(dockerfile)
 		absDir, _ := filepath.Abs(dir)
 		if rel, err := filepath.Rel(absDir, abs); err == nil && !strings.HasPrefix(rel, "..") {
@@ -257,7 +268,9 @@ func contextTar(dir, dockerfile string) (io.ReadCloser, string, error) {
 	go func() {
 		tw := tar.NewWriter(pw)
 		err := writeContext(tw, dir, pm, keep)
-		if err == nil && extra != "" {
+		if err == nil && extra == "-" {
+			err = addBytes(tw, dfName, stdinDockerfile)
+		} else if err == nil && extra != "" {
 			err = addFile(tw, extra, dfName)
 		}
 		if err == nil {
@@ -358,4 +371,13 @@ func isGitURL(s string) bool {
 		return strings.HasSuffix(u, ".git")
 	}
 	return false
+}
+
+func addBytes(tw *tar.Writer, name string, data []byte) error {
+	hdr := &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err := tw.Write(data)
+	return err
 }
