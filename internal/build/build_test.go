@@ -97,6 +97,9 @@ func (f *fakeImages) Mount(context.Context, string) (string, func(), error) {
 	dir := f.t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc", "passwd"), []byte("app:x:1001:1002::/:/bin/sh\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "usr", "bin"), 0o755)
+	os.Symlink("usr/bin", filepath.Join(dir, "bin"))
+	os.Symlink("/etc/../../usr", filepath.Join(dir, "u"))
 	return dir, func() {}, nil
 }
 
@@ -385,5 +388,31 @@ func TestAddURL(t *testing.T) {
 	}
 	if _, err := s.Build(context.Background(), strings.NewReader("FROM busybox\nCOPY "+srv.URL+"/f /f\n"), Options{}, io.Discard); err == nil || !strings.Contains(err.Error(), "source can't be a URL for COPY") {
 		t.Fatalf("COPY of a URL: %v", err)
+	}
+}
+
+func TestCopyFollowsImageSymlinks(t *testing.T) {
+	s, imgs, _ := newTestService(t)
+	df := "FROM busybox\nCOPY f /bin/\nCOPY f /u/g\n"
+	res, err := s.Build(context.Background(), contextTarOf(map[string]string{"Dockerfile": df, "f": "x"}), Options{}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ents := range imgs.layers {
+		for _, e := range ents {
+			names = append(names, e.Name)
+		}
+	}
+	slices.Sort(names)
+	want := []string{"usr/", "usr/", "usr/bin/", "usr/bin/f", "usr/g"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("layer entries %q, want %q (image %s)", names, want, res.ID)
+	}
+	// An ADDed archive must not smuggle in a whiteout that deletes a file of the image.
+	inner := contextTarOf(map[string]string{"etc/.wh.passwd": ""}).(*bytes.Buffer).String()
+	_, err = s.Build(context.Background(), contextTarOf(map[string]string{"Dockerfile": "FROM busybox\nADD a.tar /\n", "a.tar": inner}), Options{}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "reserved for layer whiteouts") {
+		t.Fatalf("whiteout name: %v", err)
 	}
 }

@@ -213,6 +213,9 @@ func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, sr
 	}
 	dest = path.Clean(dest)
 	lw.dest = dest
+	// Follow the image's symlinks on the way (a /bin that links to usr/bin), as Docker does: a directory
+	// written where the image has a symlink would hide what the link points to.
+	dest = resolveIn(lw.parent, dest)
 	var sources []string
 	var urls []string
 	for _, p := range spec.sd.SourcePaths {
@@ -484,6 +487,10 @@ func (lw *layerWriter) write(hdr *tar.Header, body io.Reader) error {
 			return nil
 		}
 	}
+	if strings.HasPrefix(path.Base(name), ".wh.") {
+		// A layer entry with this prefix is a whiteout: it would delete a file instead of adding one.
+		return errdefs.InvalidParameter(fmt.Errorf("%s: names starting with .wh. are reserved for layer whiteouts", hdr.Name))
+	}
 	lw.seen[name] = true
 	fmt.Fprintf(lw.sum, "%s\x00%c\x00%o\x00%d:%d\x00%s\x00%d\x00", hdr.Name, hdr.Typeflag, hdr.Mode, hdr.Uid, hdr.Gid, hdr.Linkname, hdr.Size)
 	if err := lw.tw.WriteHeader(hdr); err != nil {
@@ -647,4 +654,37 @@ func (lw *layerWriter) download(ctx context.Context, url, dest string, destDir b
 	}
 	hdr := &tar.Header{Name: rel(target), Typeflag: tar.TypeReg, Mode: mode, Size: n, ModTime: clamp(mtime, lw.epoch), Uid: lw.uid, Gid: lw.gid}
 	return lw.write(hdr, tmp)
+}
+
+// resolveIn resolves the symlinks of p (absolute, clean) inside the tree root, the way the kernel would
+// with root as "/": ".." never climbs above it and absolute targets start from it. Missing components
+// end the resolution; the rest of p is kept as it is.
+func resolveIn(root *os.Root, p string) string {
+	if root == nil {
+		return p
+	}
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0 && hops < 40; {
+		next := path.Join(cur, parts[0])
+		fi, err := root.Lstat(strings.TrimPrefix(next, "/"))
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			cur, parts = next, parts[1:]
+			if err != nil {
+				break
+			}
+			continue
+		}
+		target, err := root.Readlink(strings.TrimPrefix(next, "/"))
+		if err != nil {
+			break
+		}
+		hops++
+		if !path.IsAbs(target) {
+			target = path.Join(cur, target)
+		}
+		parts = append(strings.Split(strings.TrimPrefix(path.Clean(target), "/"), "/"), parts[1:]...)
+		cur = "/"
+	}
+	return path.Clean(path.Join(append([]string{cur}, parts...)...))
 }
