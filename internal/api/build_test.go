@@ -22,7 +22,9 @@ type fakeBuilder struct {
 
 type exitErr struct{ code int }
 
-func (e exitErr) Error() string { return fmt.Sprintf("The command 'x' returned a non-zero code: %d", e.code) }
+func (e exitErr) Error() string {
+	return fmt.Sprintf("The command 'x' returned a non-zero code: %d", e.code)
+}
 func (e exitErr) ExitCode() int { return e.code }
 
 func (f *fakeBuilder) Build(_ context.Context, src io.Reader, o BuildOptions, out io.Writer) (string, error) {
