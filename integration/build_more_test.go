@@ -371,3 +371,24 @@ func TestBuildContextForms(t *testing.T) {
 		t.Fatalf("interfaces in RUN: %q", out)
 	}
 }
+
+func TestBuildRunLimits(t *testing.T) {
+	tag := uniqueName(t)
+	rmiOnCleanup(t, tag+":berth", tag+":docker")
+	file := "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+	if cgroupV2() {
+		file = "/sys/fs/cgroup/memory.max"
+	}
+	dir := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN cat " + file + " > /lim\n"})
+	if r := berthBuild(t, dir, "--no-cache", "-m", "32m", "-t", tag+":berth", "."); r.code != 0 {
+		t.Fatalf("berth build -m: %s", r)
+	}
+	if r := legacyBuild(t, dir, "--no-cache", "-m", "48m", "-t", tag+":docker", "."); r.code != 0 {
+		t.Fatalf("docker build -m: %s", r)
+	}
+	for tg, want := range map[string]string{tag + ":berth": "33554432", tag + ":docker": "50331648"} {
+		if out := mustDocker(t, "run", "--rm", tg, "cat", "/lim"); out != want {
+			t.Errorf("%s: limit in RUN %q, want %s", tg, out, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -28,6 +29,9 @@ type BuildOptions struct {
 	Quiet       bool
 	// Remote is a git repository URL to build from instead of the body.
 	Remote string
+	// Limits for RUN containers.
+	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
+	CpusetCpus                                         string
 }
 
 // BuildBackend builds images (Docker's legacy builder API).
@@ -83,6 +87,16 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {
 				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %w", key, err))
 			}
+		}
+	}
+	opts.CpusetCpus = q.Get("cpusetcpus")
+	for key, dst := range map[string]*int64{"memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
+		if v := q.Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %q", key, v))
+			}
+			*dst = n
 		}
 	}
 	if opts.NetworkMode == "default" {

@@ -53,10 +53,18 @@ type RunRequest struct {
 	User        string
 	WorkingDir  string
 	NetworkMode string
+	// Resources limit the container (docker build -m, --cpu-shares, ...).
+	Resources Resources
 	// Output receives the command's stdout and stderr as they come.
 	Output io.Writer
 	// Started is called with the container's ID once it runs.
 	Started func(id string)
+}
+
+// Resources are the limits RUN containers get.
+type Resources struct {
+	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
+	CpusetCpus                                         string
 }
 
 // Runner runs RUN steps.
@@ -113,6 +121,8 @@ type Options struct {
 	SuppressOutput bool
 	// Remote is a git repository to use as the context instead of the request body.
 	Remote string
+	// Resources limit every RUN step's container.
+	Resources Resources
 }
 
 // Output receives what a build reports.

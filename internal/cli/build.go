@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
+	units "github.com/docker/go-units"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
@@ -27,6 +28,9 @@ func newBuildCommand(e *env) *cobra.Command {
 		tags, buildArgs, labels, cacheFrom []string
 		file, target, network, iidfile     string
 		noCache, quiet                     bool
+		memory, memorySwap                 string
+		cpuShares, cpuPeriod, cpuQuota     int64
+		cpusetCpus                         string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH | -",
@@ -38,6 +42,21 @@ func newBuildCommand(e *env) *cobra.Command {
 				Tags: tags, Dockerfile: file, NoCache: noCache, Target: target, NetworkMode: network,
 				SuppressOutput: quiet, CacheFrom: cacheFrom, Remove: true, ForceRemove: true,
 				BuildArgs: map[string]*string{}, Labels: map[string]string{}, Version: build.BuilderV1,
+			}
+			opts.CPUShares, opts.CPUPeriod, opts.CPUQuota, opts.CPUSetCPUs = cpuShares, cpuPeriod, cpuQuota, cpusetCpus
+			for flag, dst := range map[string]*int64{memory: &opts.Memory, memorySwap: &opts.MemorySwap} {
+				if flag == "" {
+					continue
+				}
+				if flag == "-1" {
+					*dst = -1
+					continue
+				}
+				n, err := units.RAMInBytes(flag)
+				if err != nil {
+					return fmt.Errorf("invalid size %q: %w", flag, err)
+				}
+				*dst = n
 			}
 			for _, a := range buildArgs {
 				k, v, ok := strings.Cut(a, "=")
@@ -124,6 +143,12 @@ func newBuildCommand(e *env) *cobra.Command {
 	f.StringVar(&network, "network", "", "Set the networking mode for the RUN instructions during build")
 	f.StringVar(&iidfile, "iidfile", "", "Write the image ID to the file")
 	f.BoolVarP(&quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
+	f.StringVarP(&memory, "memory", "m", "", "Memory limit for RUN steps")
+	f.StringVar(&memorySwap, "memory-swap", "", "Swap limit equal to memory plus swap: -1 to enable unlimited swap")
+	f.Int64VarP(&cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	f.Int64Var(&cpuPeriod, "cpu-period", 0, "Limit the CPU CFS (Completely Fair Scheduler) period")
+	f.Int64Var(&cpuQuota, "cpu-quota", 0, "Limit the CPU CFS (Completely Fair Scheduler) quota")
+	f.StringVar(&cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
 	f.Bool("rm", true, "Remove intermediate containers after a successful build (always done)")
 	f.Bool("force-rm", false, "Always remove intermediate containers (always done)")
 	return cmd

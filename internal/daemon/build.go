@@ -79,7 +79,11 @@ func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(
 		Healthcheck: &dcontainer.HealthConfig{Test: []string{"NONE"}},
 		Labels:      map[string]string{"berth.build": "true"},
 	}
-	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode)}
+	lim := req.Resources
+	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode), Resources: dcontainer.Resources{
+		Memory: lim.Memory, MemorySwap: lim.MemorySwap, CPUShares: lim.CPUShares, CPUPeriod: lim.CPUPeriod,
+		CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus,
+	}}
 	created, err := r.c.Create(ctx, "", cfg, hc, &network.NetworkingConfig{})
 	if err != nil {
 		return 0, err
@@ -153,6 +157,8 @@ func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptio
 	res, err := b.s.Build(ctx, src, build.Options{
 		Tags: o.Tags, Dockerfile: o.Dockerfile, BuildArgs: o.BuildArgs, NoCache: o.NoCache, Target: o.Target,
 		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote,
+		Resources: build.Resources{Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
+			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
 	}, out)
 	return res.ID, err
 }
