@@ -416,3 +416,23 @@ func TestCopyFollowsImageSymlinks(t *testing.T) {
 		t.Fatalf("whiteout name: %v", err)
 	}
 }
+
+func TestCopyGlobsAndDirectories(t *testing.T) {
+	s, imgs, _ := newTestService(t)
+	df := "FROM busybox\nCOPY *.txt sub /dst/\nCOPY one.txt /renamed\n"
+	files := map[string]string{"Dockerfile": df, "one.txt": "1", "two.txt": "2", "three.md": "3", "sub/inner.txt": "i"}
+	if _, err := s.Build(context.Background(), contextTarOf(files), Options{}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ents := range imgs.layers {
+		for _, e := range ents {
+			names = append(names, e.Name)
+		}
+	}
+	slices.Sort(names)
+	want := []string{"dst/", "dst/inner.txt", "dst/one.txt", "dst/two.txt", "renamed"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("entries %q, want %q", names, want)
+	}
+}

@@ -272,7 +272,7 @@ func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, sr
 			if err := lw.parents(dest + "/"); err != nil {
 				return err
 			}
-			if err := lw.dir(src, s, dest, fi, true); err != nil {
+			if err := lw.dir(dest, fi, true); err != nil {
 				return err
 			}
 			if err := lw.tree(ctx, src, s, s, dest); err != nil {
@@ -329,8 +329,8 @@ func expandSource(src *os.Root, p string) ([]string, error) {
 func rel(p string) string { return strings.TrimPrefix(path.Clean(p), "/") }
 
 // parents writes the directories above target (and target itself when it ends in "/"): existing ones
-// with the image's metadata, missing ones as root-owned 0755, so the layer never changes a directory
-// it only passes through.
+// with the image's metadata, missing ones as 0755, so the layer never changes a directory it only
+// passes through.
 func (lw *layerWriter) parents(target string) error {
 	dir := path.Dir(path.Clean(target))
 	if strings.HasSuffix(target, "/") {
@@ -345,7 +345,8 @@ func (lw *layerWriter) parents(target string) error {
 		if lw.seen[p] {
 			continue
 		}
-		hdr := &tar.Header{Name: p + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: lw.epoch}
+		// New directories belong to --chown's user, as Docker makes every new file and directory.
+		hdr := &tar.Header{Name: p + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: lw.epoch, Uid: lw.uid, Gid: lw.gid}
 		if lw.parent != nil {
 			if fi, err := lw.parent.Lstat(p); err == nil {
 				if fi.Mode()&fs.ModeSymlink != 0 {
@@ -354,7 +355,9 @@ func (lw *layerWriter) parents(target string) error {
 					continue
 				}
 				if fi.IsDir() {
-					fillOwner(hdr, fi)
+					if h, err := tar.FileInfoHeader(fi, ""); err == nil {
+						hdr.Uid, hdr.Gid = h.Uid, h.Gid
+					}
 					hdr.Mode = unixMode(fi.Mode())
 					hdr.ModTime = clamp(fi.ModTime(), lw.epoch)
 				}
@@ -393,7 +396,7 @@ func (lw *layerWriter) tree(ctx context.Context, src *os.Root, top, s, dest stri
 			return errdefs.InvalidParameter(err)
 		}
 		if fi.IsDir() {
-			if err := lw.dir(src, sp, dp, fi, false); err != nil {
+			if err := lw.dir(dp, fi, false); err != nil {
 				return err
 			}
 			if err := lw.tree(ctx, src, top, sp, dp); err != nil {
@@ -416,10 +419,13 @@ func (lw *layerWriter) excluded(p string) bool {
 	return ok
 }
 
-func (lw *layerWriter) dir(_ *os.Root, _ string, dest string, fi fs.FileInfo, top bool) error {
+func (lw *layerWriter) dir(dest string, fi fs.FileInfo, top bool) error {
 	name := rel(dest)
 	if name == "" || name == "." {
 		return nil
+	}
+	if top && lw.seen[name] {
+		return nil // already written for an earlier source of this step
 	}
 	if top && lw.parent != nil {
 		// Copying into an existing directory keeps that directory as it is.
@@ -588,12 +594,6 @@ func clamp(t, epoch time.Time) time.Time {
 		return epoch
 	}
 	return t
-}
-
-func fillOwner(hdr *tar.Header, fi fs.FileInfo) {
-	if h, err := tar.FileInfoHeader(fi, ""); err == nil {
-		hdr.Uid, hdr.Gid = h.Uid, h.Gid
-	}
 }
 
 func isHTTPURL(s string) bool {

@@ -8,10 +8,16 @@
 // the context (read through an os.Root, so no name or symlink reaches outside it) or from another
 // stage's or image's files.
 //
+// The context is a tar (maybe compressed) unpacked under the builder's directory as it streams in, a
+// Dockerfile alone, or a git repository cloned with the git binary. .dockerignore is applied on this
+// side too, so no client can make COPY see an excluded file.
+//
 // Cache: a step's key is its parent image, the instruction after expansion and the runtime settings it
 // sees, and for COPY/ADD the digest of the content (names, modes, owners, bytes; not mtimes) of what it
 // copies. Keys map to image IDs in the "build-cache" bucket of the metadata database, so they survive a
-// restart; an entry whose image was removed is a miss.
+// restart; an entry whose image was removed is a miss. --cache-from images are matched by history and
+// layers, as Docker's legacy builder does. Prune empties the cache and removes the step images only it
+// kept.
 //
 // Reproducible: every image and history entry of a stage is stamped with one time, SOURCE_DATE_EPOCH
 // when the build sets it (as a build argument) and otherwise the base image's creation time, and layer
