@@ -23,7 +23,6 @@ type builder struct {
 	svc     *Service
 	opts    Options
 	bctx    *buildContext
-	out     io.Writer // always shown (errors, the final ID)
 	stepOut io.Writer // step lines and RUN output; discarded with -q
 
 	lex       *shell.Lex

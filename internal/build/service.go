@@ -125,12 +125,6 @@ type Options struct {
 	Resources Resources
 }
 
-// Output receives what a build reports.
-type Output struct {
-	// Stream receives the user-facing text, Docker's legacy builder's lines ("Step 1/3 : FROM busybox").
-	Stream io.Writer
-}
-
 // Result is a successful build.
 type Result struct {
 	ID string
@@ -173,7 +167,7 @@ func (s *Service) Build(ctx context.Context, src io.Reader, opts Options, out io
 		}
 		tags = append(tags, n)
 	}
-	b := &builder{svc: s, opts: opts, bctx: bctx, out: out, stepOut: out}
+	b := &builder{svc: s, opts: opts, bctx: bctx, stepOut: out}
 	if opts.SuppressOutput {
 		b.stepOut = io.Discard
 	}
