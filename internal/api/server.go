@@ -34,6 +34,8 @@ type Config struct {
 	// Events serves GET /events (lifecycle.go); the lifecycle routes use Containers when it implements
 	// LifecycleBackend.
 	Events EventsBackend
+	// Builder serves POST /build.
+	Builder BuildBackend
 	// Version is served by GET /version; empty API, OS, arch and Go fields are filled in.
 	Version types.Version
 	// Logger receives one debug line per request and every internal (500) error; nil discards.
@@ -48,6 +50,7 @@ type Server struct {
 	system     SystemBackend
 	volumes    VolumeBackend
 	events     EventsBackend
+	builder    BuildBackend
 	version    types.Version
 	log        *slog.Logger
 	routes     []route
@@ -75,12 +78,13 @@ func New(cfg Config) *Server {
 		system:     cfg.System,
 		volumes:    cfg.Volumes,
 		events:     cfg.Events,
+		builder:    cfg.Builder,
 		version:    completeVersion(cfg.Version),
 		log:        log,
 		stop:       make(chan struct{}),
 		hijacked:   make(map[net.Conn]struct{}),
 	}
-	s.routes = append(append(s.routeTable(), s.lifecycleRoutes()...), s.filesystemRoutes()...)
+	s.routes = append(append(append(s.routeTable(), s.lifecycleRoutes()...), s.filesystemRoutes()...), s.buildRoutes()...)
 	s.routes = append(s.routes, s.volumeRoutes()...)
 	s.http = &http.Server{
 		Handler:           s.Handler(),

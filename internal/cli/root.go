@@ -122,7 +122,7 @@ func newRootCommand(e *env) *cobra.Command {
 	containerCmds = append(containerCmds, newExecCommand, newAttachCommand)
 	containerCmds = append(containerCmds, filesystemCommands...)
 	imageCmds := []func(*env) *cobra.Command{
-		newImportCommand, newLoadCommand, newSaveCommand, newTagCommand, newHistoryCommand,
+		newImportCommand, newLoadCommand, newSaveCommand, newTagCommand, newHistoryCommand, newBuildCommand,
 	}
 	// Top-level shortcuts, as docker has them.
 	for _, f := range containerCmds {
@@ -156,7 +156,8 @@ func newRootCommand(e *env) *cobra.Command {
 
 	sys := &cobra.Command{Use: "system", Short: "Manage Berth", Args: noArgs, RunE: showHelp}
 	sysInfo := newInfoCommand(e)
-	sys.AddCommand(sysInfo)
+	sys.AddCommand(sysInfo, newSystemPruneCommand(e))
+	root.AddCommand(newBuilderCommand(e))
 	root.AddCommand(newEventsCommand(e))
 	sys.AddCommand(newEventsCommand(e))
 	root.AddCommand(sys)

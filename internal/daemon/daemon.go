@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/api"
+	"github.com/berth-dev/berth/internal/build"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/events"
@@ -62,6 +63,7 @@ type Daemon struct {
 	networks   *network.Service
 	volumes    *volume.Service
 	events     *events.Bus
+	builds     *build.Service
 	snapDriver string
 	runtimes   map[string]string
 }
@@ -112,6 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 		Volumes:    volumeBackend{d.volumes},
 		System:     systemInfo{d},
 		Events:     eventsBackend{d.events},
+		Builder:    buildBackend{d.builds},
 		Version:    d.version(),
 		Logger:     log,
 	})
@@ -249,6 +252,13 @@ func (d *Daemon) open(ctx context.Context) error {
 		return err
 	}
 	d.containers = cs2
+	if d.builds, err = build.New(build.Config{
+		Root: buildRoot(opts.DataRoot), DB: db,
+		Images: buildImages{s: imgs, sn: sn, tmp: buildRoot(opts.DataRoot)},
+		Runner: buildRunner{cs2},
+	}); err != nil {
+		return err
+	}
 	// Restore follows the monitor's events for the daemon's whole life.
 	if err := cs2.Restore(context.WithoutCancel(ctx)); err != nil {
 		return err

@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// BuildOptions are POST /build's query parameters.
+type BuildOptions struct {
+	Tags        []string
+	Dockerfile  string
+	BuildArgs   map[string]*string
+	NoCache     bool
+	Target      string
+	Labels      map[string]string
+	CacheFrom   []string
+	NetworkMode string
+	Quiet       bool
+	// Remote is a git repository URL to build from instead of the body.
+	Remote string
+	// Limits for RUN containers.
+	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
+	CpusetCpus                                         string
+}
+
+// BuildBackend builds images (Docker's legacy builder API).
+type BuildBackend interface {
+	// Build reads the context tar (or a bare Dockerfile) from src, writes user-facing text to out as the
+	// build goes, and returns the image ID. A failed RUN's error implements ExitCode() int.
+	Build(ctx context.Context, src io.Reader, opts BuildOptions, out io.Writer) (string, error)
+	// PruneCache empties the build cache and deletes the step images only it kept.
+	PruneCache(ctx context.Context) (BuildPruneReport, error)
+}
+
+// BuildPruneReport is what POST /build/prune removed.
+type BuildPruneReport struct {
+	CachesDeleted  []string
+	SpaceReclaimed uint64
+}
+
+// buildRoutes are the routes served from BuildBackend.
+func (s *Server) buildRoutes() []route {
+	return []route{
+		fixed(http.MethodPost, "/build", s.build),
+		fixed(http.MethodPost, "/build/prune", s.buildPrune),
+	}
+}
+
+// buildPrune serves POST /build/prune. The legacy builder's cache has no sizes to keep or filter by, so
+// every entry goes (all, keep-storage and filters change nothing).
+func (s *Server) buildPrune(w http.ResponseWriter, r *http.Request, _ string) error {
+	if s.builder == nil {
+		return errNoBackend("build")
+	}
+	rep, err := s.builder.PruneCache(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: rep.CachesDeleted, SpaceReclaimed: rep.SpaceReclaimed})
+}
+
+func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
+	if s.builder == nil {
+		return errNoBackend("build")
+	}
+	q := r.URL.Query()
+	if q.Get("version") == "2" {
+		return errdefs.NotImplemented(errors.New("BuildKit is not supported by this daemon; use the legacy builder (DOCKER_BUILDKIT=0)"))
+	}
+	opts := BuildOptions{
+		Tags: q["t"], Dockerfile: q.Get("dockerfile"), NoCache: queryBool(r, "nocache"), Target: q.Get("target"),
+		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"), Remote: q.Get("remote"),
+	}
+	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom} {
+		if v := q.Get(key); v != "" {
+			if err := json.Unmarshal([]byte(v), dst); err != nil {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %w", key, err))
+			}
+		}
+	}
+	opts.CpusetCpus = q.Get("cpusetcpus")
+	for key, dst := range map[string]*int64{"memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
+		if v := q.Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %q", key, v))
+			}
+			*dst = n
+		}
+	}
+	if opts.NetworkMode == "default" {
+		opts.NetworkMode = ""
+	}
+	stream := newJSONStream(w)
+	out := &streamWriter{stream: stream}
+	// The stream starts at once: a build is long and the client shows its steps as they come.
+	stream.start()
+	id, err := s.builder.Build(r.Context(), r.Body, opts, out)
+	if err != nil {
+		var coded interface{ ExitCode() int }
+		msg := &jsonmessage.JSONError{Message: err.Error()}
+		if errors.As(err, &coded) {
+			msg.Code = coded.ExitCode()
+		}
+		stream.send(jsonmessage.JSONMessage{Error: msg, ErrorMessage: err.Error()}) //nolint:staticcheck // older clients read only "error"
+		return nil
+	}
+	aux, _ := json.Marshal(build.Result{ID: id})
+	raw := json.RawMessage(aux)
+	stream.send(jsonmessage.JSONMessage{Aux: &raw})
+	if opts.Quiet {
+		stream.streamLine(id)
+	}
+	return nil
+}
+
+// streamWriter turns the build's text into {"stream": ...} messages.
+type streamWriter struct {
+	mu     sync.Mutex
+	stream *jsonStream
+}
+
+func (sw *streamWriter) Write(p []byte) (int, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if len(p) > 0 {
+		sw.stream.send(jsonmessage.JSONMessage{Stream: strings.ToValidUTF8(string(p), "\uFFFD")})
+	}
+	return len(p), sw.stream.err
+}
