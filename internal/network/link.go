@@ -100,7 +100,7 @@ func attach(n *Network, ep *Endpoint, nsPath string) error {
 	}
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
-			Name: ep.Veth, MasterIndex: br.Attrs().Index, MTU: 1500, TxQLen: -1, Flags: net.FlagUp,
+			Name: ep.Veth, MasterIndex: br.Attrs().Index, MTU: 1500, TxQLen: -1,
 		},
 		PeerName:         ep.IfName,
 		PeerHardwareAddr: mac,
@@ -108,6 +108,13 @@ func attach(n *Network, ep *Endpoint, nsPath string) error {
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("creating veth pair: %w", err)
+	}
+	// The host end is a bridge port and needs no addresses of its own: without IPv6 it skips
+	// autoconfiguration, set before it comes up.
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+ep.Veth+"/disable_ipv6", []byte("1"), 0o644)
+	if err := netlink.LinkSetUp(veth); err != nil {
+		_ = deleteLink(ep.Veth)
+		return fmt.Errorf("bring up %s: %w", ep.Veth, err)
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {

@@ -29,6 +29,11 @@ func newNetNS(path string) error {
 			errc <- fmt.Errorf("unshare network namespace: %w", err)
 			return
 		}
+		// No IPv6 in Berth's networks yet: interfaces made in this namespace from now on (eth0...) skip
+		// IPv6 autoconfiguration (link-local addresses, duplicate address detection), whose set-up and
+		// teardown cost back-to-back runs 10 ms here; lo keeps ::1. Written from this thread,
+		// /proc/sys/net is the new namespace's.
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644)
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
 			errc <- fmt.Errorf("pin network namespace: %w", err)
