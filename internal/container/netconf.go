@@ -31,7 +31,6 @@ type Networks interface {
 	Rename(containerID, name string)
 	HasDNS(networkID string) bool
 	DefaultGateway() netip.Addr
-	Upstream() []string
 }
 
 // netMode classifies a NetworkMode: "bridge" stands for every bridge network, default or user-defined.

@@ -118,18 +118,6 @@ func (s *Service) applyRules() error {
 	return nil
 }
 
-// removeRules deletes the table (when the last bridge network is gone for good, or in tests).
-func removeRules(table string) error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: table}
-	c.AddTable(t)
-	c.DelTable(t)
-	return c.Flush()
-}
-
 // allPorts lists every sandbox's published ports in a stable order.
 func (s *Service) allPorts() []Port {
 	var out []Port

@@ -394,17 +394,6 @@ func (s *Service) DefaultGateway() netip.Addr {
 	return netip.Addr{}
 }
 
-// Upstream returns the host's resolvers that containers can reach (no loopback ones).
-func (s *Service) Upstream() []string {
-	var out []string
-	for _, ns := range s.upstream {
-		if a, err := netip.ParseAddr(ns); err == nil && !a.IsLoopback() {
-			out = append(out, ns)
-		}
-	}
-	return out
-}
-
 func newID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
