@@ -80,14 +80,20 @@ func (s *Service) Attach(ctx context.Context, ref string, opts AttachOptions) (f
 		// If the stream never runs (the client left), a Start must not wait for it.
 		go func() { <-ctx.Done(); p.done() }()
 	}
+	// Read here, not in the stream: a Start holds c.mu while it waits for this attach to connect, so
+	// a stream that took c.mu first thing would stall that Start until its wait timed out.
+	st := attachTarget{id: c.rec.ID, logPath: c.rec.LogPath, tty: c.rec.Config.Tty}
 	c.mu.Unlock()
-	return func(conn net.Conn) error { return s.attach(ctx, c, opts, conn, p) }, nil
+	return func(conn net.Conn) error { return s.attach(ctx, st, opts, conn, p) }, nil
 }
 
-func (s *Service) attach(ctx context.Context, c *ctr, opts AttachOptions, conn net.Conn, p *pendingAttach) error {
-	c.mu.Lock()
-	id, logPath, tty := c.rec.ID, c.rec.LogPath, c.rec.Config.Tty
-	c.mu.Unlock()
+type attachTarget struct {
+	id, logPath string
+	tty         bool
+}
+
+func (s *Service) attach(ctx context.Context, st attachTarget, opts AttachOptions, conn net.Conn, p *pendingAttach) error {
+	id, logPath, tty := st.id, st.logPath, st.tty
 	if opts.Logs {
 		err := logs.Read(ctx, logPath, logs.ReadOptions{Stdout: opts.Stdout, Stderr: opts.Stderr, Tail: -1}, ttyWriter(conn, tty), nil)
 		if err != nil {

@@ -181,5 +181,8 @@ func deleteLink(name string) error {
 	if err != nil {
 		return nil // gone already (its namespace died)
 	}
-	return netlink.LinkDel(l)
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return err // ENODEV: the kernel took it with the namespace meanwhile
+	}
+	return nil
 }
