@@ -162,8 +162,9 @@ func TestBindMounts(t *testing.T) {
 	if readFile(t, filepath.Join(missing, "x")) != "x\n" {
 		t.Error("missing host directory was not created and mounted")
 	}
-	ms := mountsOf(t, name)
-	if len(ms) != 2 || ms[0].Type != "bind" || ms[0].Source != host || ms[0].Destination != "/h" || !ms[0].RW || ms[0].Propagation != "rprivate" {
+	ms := mountsOf(t, name) // sorted by destination: /h, /m
+	if len(ms) != 2 || ms[0].Type != "bind" || ms[0].Source != host || ms[0].Destination != "/h" || !ms[0].RW || ms[0].Propagation != "rprivate" ||
+		ms[1].Source != missing || ms[1].Destination != "/m" {
 		t.Errorf("inspect Mounts: %+v", ms)
 	}
 	for _, args := range [][]string{

@@ -608,5 +608,7 @@ func (s *Service) apiMounts(r *record) []container.MountPoint {
 		}
 		out = append(out, m)
 	}
+	// The docker CLI sends -v binds in map order, so the recorded order means nothing: show a stable one.
+	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
 	return out
 }
