@@ -101,6 +101,9 @@ engine_rss_kib() { # sum of RSS of the engine's processes, by command name
   esac | awk '{s+=$1} END {print s+0}'
 }
 declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
+# BENCH_SECTIONS picks among the extras below (default: all of them).
+want() { [[ " ${BENCH_SECTIONS:-stats network volumes} " == *" $1 "* ]]; }
+if want stats; then
 {
   echo "| metric | docker | berth |"
   echo "|---|---|---|"
@@ -146,11 +149,13 @@ declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
   echo "| same through the berth CLI (ms) | | ${stats_berth_cli} |"
   echo "| engine RSS per TTY ctr with a client attached (MiB) | ${rss_per[docker]} | ${rss_per[berth]} |"
 } | tee "$out/extras.md"
+fi
 
 # Networking extras (issue 5), same docker CLI against both engines: what the bridge adds to
 # `run --rm true` (default network against --network none), TCP throughput container to container over
 # the bridge, and from the host to a port published on 127.0.0.1 (dockerd's userland proxy there;
 # Berth's DNAT in the kernel). tcpbench is a static Go program copied into the containers.
+if want network; then
 CGO_ENABLED=0 go build -o "$work/tcpbench" ./bench/tcpbench
 net_mib=${BENCH_NET_MIB:-2000}
 {
@@ -190,10 +195,12 @@ net_mib=${BENCH_NET_MIB:-2000}
   echo "| TCP container to container over the bridge, best of 3 (MB/s) | ${c2c[docker]} | ${c2c[berth]} |"
   echo "| TCP host to 127.0.0.1 published port, best of 3 (MB/s) | ${host_pub[docker]} | ${host_pub[berth]} |"
 } | tee "$out/network.md"
+fi
 
 # Volume extras (issue 6), same docker CLI against both engines: what 5 named volumes add to
 # `run --rm true`, and 1 GiB written (fsync'd) and read back through a named volume and through a bind
 # mount, against the host writing the same file to the same filesystem.
+if want volumes; then
 vol_mib=${BENCH_VOL_MIB:-1024}
 bind_dir=$work/bind
 mkdir -p "$bind_dir"
@@ -204,6 +211,9 @@ timed() { echo "a=\$(cut -d' ' -f1 /proc/uptime); $1 >/dev/null 2>&1; b=\$(cut -
 # round first, so neither the engines nor the host pay for it.
 busybox dd if=/dev/zero of="$bind_dir/big" bs=1M count="$vol_mib" conv=fsync 2>/dev/null
 rm -f "$bind_dir/big"
+# Freed blocks of a deleted file are still being written back for a while; every timed write starts
+# from the same quiet state.
+settle() { sync; sleep 3; }
 {
   echo
   echo "| volume metric | docker | berth |"
@@ -219,15 +229,18 @@ rm -f "$bind_dir/big"
     v5[$e]=$(jq '.results[1].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
     w=$(timed "dd if=/dev/zero of=/d/big bs=1M count=$vol_mib conv=fsync")
     r=$(timed "dd if=/d/big of=/dev/null bs=1M")
+    settle
     vw[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v bench-vol-io:/d busybox sh -c "$w")
     sync; echo 3 >/proc/sys/vm/drop_caches
     vr[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v bench-vol-io:/d busybox sh -c "$r")
+    settle
     bw[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v "$bind_dir:/d" busybox sh -c "$w")
     sync; echo 3 >/proc/sys/vm/drop_caches
     br[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v "$bind_dir:/d" busybox sh -c "$r")
     rm -f "$bind_dir/big"
     DOCKER_HOST=$h $docker_cli volume rm bench-vol-io bench-vol-1 bench-vol-2 bench-vol-3 bench-vol-4 bench-vol-5 >/dev/null 2>&1 || true
   done
+  settle
   hw=$(cd "$bind_dir" && busybox sh -c "$(timed "busybox dd if=/dev/zero of=big bs=1M count=$vol_mib conv=fsync")")
   sync; echo 3 >/proc/sys/vm/drop_caches
   hr=$(cd "$bind_dir" && busybox sh -c "$(timed "busybox dd if=big of=/dev/null bs=1M")")
@@ -240,3 +253,4 @@ rm -f "$bind_dir/big"
   echo "| read it back, cold cache (s) | ${br[docker]} | ${br[berth]} |"
   echo "| the host itself, same filesystem: write / read (s) | ${hw} / ${hr} | |"
 } | tee "$out/volumes.md"
+fi
