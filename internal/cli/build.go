@@ -2,12 +2,10 @@ package cli
 
 import (
 	"archive/tar"
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/archive"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 	units "github.com/docker/go-units"
@@ -296,7 +295,7 @@ func contextTar(dir, dockerfile string, stdinDockerfile []byte) (io.ReadCloser, 
 		if err == nil && extra == "-" {
 			err = addBytes(tw, dfName, stdinDockerfile)
 		} else if err == nil && extra != "" {
-			err = addFile(tw, extra, dfName)
+			err = archive.WriteEntry(tw, extra, dfName, false)
 		}
 		if err == nil {
 			err = tw.Close()
@@ -332,7 +331,7 @@ func writeContext(tw *tar.Writer, dir string, pm *patternmatcher.PatternMatcher,
 				continue
 			}
 			if !excluded || keep[p] {
-				if err := addFile(tw, filepath.Join(dir, filepath.FromSlash(p)), p); err != nil {
+				if err := archive.WriteEntry(tw, filepath.Join(dir, filepath.FromSlash(p)), p, false); err != nil {
 					return err
 				}
 			}
@@ -345,45 +344,6 @@ func writeContext(tw *tar.Writer, dir string, pm *patternmatcher.PatternMatcher,
 		return nil
 	}
 	return walk("", patternmatcher.MatchInfo{})
-}
-
-func addFile(tw *tar.Writer, src, name string) error {
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
-	link := ""
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		if link, err = os.Readlink(src); err != nil {
-			return err
-		}
-	}
-	if !fi.Mode().IsRegular() && !fi.IsDir() && link == "" {
-		return nil // sockets, devices and fifos are not sent
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return err
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uname, hdr.Gname, hdr.Format = "", "", tar.FormatPAX
-	hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = fi.ModTime().Truncate(time.Second), time.Time{}, time.Time{}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(tw, bufio.NewReader(io.LimitReader(f, hdr.Size)))
-	return err
 }
 
 // isGitURL tells a git repository address from a context directory, as the daemon's builder does.

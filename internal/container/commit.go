@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -224,48 +223,9 @@ func treeLayer(ctx context.Context, w io.Writer, d LayerDirs) error {
 			}
 			continue
 		}
-		if err := writeOne(tw, filepath.Join(d.Upper, rel), rel); err != nil {
+		if err := archive.WriteEntry(tw, filepath.Join(d.Upper, rel), rel, true); err != nil {
 			return err
 		}
 	}
 	return tw.Close()
-}
-
-func writeOne(tw *tar.Writer, p, name string) error {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket != 0 {
-		return nil
-	}
-	link := ""
-	if fi.Mode()&os.ModeSymlink != 0 {
-		if link, err = os.Readlink(p); err != nil {
-			return err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return err
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uname, hdr.Gname, hdr.Format = "", "", tar.FormatPAX
-	hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = fi.ModTime().Truncate(time.Second), time.Time{}, time.Time{}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(tw, io.LimitReader(f, hdr.Size))
-	return err
 }
