@@ -232,6 +232,13 @@ func TestNetworkOutboundNATAndPublishedPorts(t *testing.T) {
 			t.Fatalf("hairpin through the gateway: %s", r)
 		}
 	})
+	t.Run("own-port-through-the-host", func(t *testing.T) {
+		gw := mustDocker(t, "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+		r := docker(t, "exec", name, "sh", "-c", fmt.Sprintf("timeout 3 wget -qO- http://%s:18080/", gw))
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "published" {
+			t.Fatalf("hairpin to the container's own published port: %s", r)
+		}
+	})
 	t.Run("port-command", func(t *testing.T) {
 		out := mustDocker(t, "port", name)
 		if !strings.Contains(out, "80/tcp -> 0.0.0.0:18080") || !strings.Contains(out, "8081/udp -> 0.0.0.0:18081") {

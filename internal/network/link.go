@@ -112,6 +112,9 @@ func attach(n *Network, ep *Endpoint, nsPath string) error {
 	// The host end is a bridge port and needs no addresses of its own: without IPv6 it skips
 	// autoconfiguration, set before it comes up.
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+ep.Veth+"/disable_ipv6", []byte("1"), 0o644)
+	// Hairpin: a container reaching its own published port through the host is DNATed back out of
+	// the port it came in by, which a bridge refuses unless told otherwise.
+	_ = os.WriteFile("/sys/class/net/"+ep.Veth+"/brport/hairpin_mode", []byte("1"), 0o644)
 	if err := netlink.LinkSetUp(veth); err != nil {
 		_ = deleteLink(ep.Veth)
 		return fmt.Errorf("bring up %s: %w", ep.Veth, err)

@@ -90,6 +90,19 @@ func (s *Service) applyRules() error {
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
 		}
 		ip := p.CtrIP.As4()
+		// A container reaching its own published port through the host: the reply would come from its
+		// own address and be dropped as martian, so the source becomes the gateway. With br_netfilter
+		// the packet is bridged and postrouting sees no input interface, so match on the addresses.
+		rule(post, []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip[:]},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip[:]},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNum(p.Proto)}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: bigU16(p.CtrPort)},
+		}, masq)
 		e = append(e,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: bigU16(p.HostPort)},
