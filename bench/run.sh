@@ -214,11 +214,13 @@ rm -f "$bind_dir/big"
 # Freed blocks of a deleted file are still being written back for a while; every timed write starts
 # from the same quiet state.
 settle() { sync; sleep 3; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
 {
   echo
   echo "| volume metric | docker | berth |"
   echo "|---|---|---|"
-  declare -A v0 v5 vw vr bw br
+  declare -A v0 v5 io
   for e in docker berth; do
     h=${host[$e]}
     vols=()
@@ -227,30 +229,40 @@ settle() { sync; sleep 3; }
       "$docker_cli -H $h run --rm busybox true" "$docker_cli -H $h run --rm ${vols[*]} busybox true" >/dev/null 2>&1
     v0[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
     v5[$e]=$(jq '.results[1].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
+    # I/O: this VM's disk varies 2-3x from one sample to the next, so each container sample is paired
+    # with a host sample taken just before it, and the table gives the median ratio of the pairs.
     w=$(timed "dd if=/dev/zero of=/d/big bs=1M count=$vol_mib conv=fsync")
     r=$(timed "dd if=/d/big of=/dev/null bs=1M")
-    settle
-    vw[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v bench-vol-io:/d busybox sh -c "$w")
-    sync; echo 3 >/proc/sys/vm/drop_caches
-    vr[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v bench-vol-io:/d busybox sh -c "$r")
-    settle
-    bw[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v "$bind_dir:/d" busybox sh -c "$w")
-    sync; echo 3 >/proc/sys/vm/drop_caches
-    br[$e]=$(DOCKER_HOST=$h $docker_cli run --rm -v "$bind_dir:/d" busybox sh -c "$r")
-    rm -f "$bind_dir/big"
+    for kind in vol bind; do
+      mnt=bench-vol-io:/d
+      [ "$kind" = bind ] && mnt=$bind_dir/c:/d
+      mkdir -p "$bind_dir/c" "$bind_dir/h"
+      wr=() rr=()
+      for _ in $(seq "${BENCH_VOL_ROUNDS:-3}"); do
+        settle
+        hw=$(cd "$bind_dir/h" && busybox sh -c "$(timed "busybox dd if=/dev/zero of=big bs=1M count=$vol_mib conv=fsync")")
+        settle
+        cw=$(DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox sh -c "$w")
+        wr+=("$(ratio "$cw" "$hw")")
+        sync; echo 3 >/proc/sys/vm/drop_caches
+        hr=$(cd "$bind_dir/h" && busybox sh -c "$(timed "busybox dd if=big of=/dev/null bs=1M")")
+        sync; echo 3 >/proc/sys/vm/drop_caches
+        cr=$(DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox sh -c "$r")
+        rr+=("$(ratio "$cr" "$hr")")
+        rm -f "$bind_dir/h/big" "$bind_dir/c/big"
+        DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox rm -f /d/big
+      done
+      io["$e-$kind-w"]=$(median "${wr[@]}")
+      io["$e-$kind-r"]=$(median "${rr[@]}")
+    done
     DOCKER_HOST=$h $docker_cli volume rm bench-vol-io bench-vol-1 bench-vol-2 bench-vol-3 bench-vol-4 bench-vol-5 >/dev/null 2>&1 || true
   done
-  settle
-  hw=$(cd "$bind_dir" && busybox sh -c "$(timed "busybox dd if=/dev/zero of=big bs=1M count=$vol_mib conv=fsync")")
-  sync; echo 3 >/proc/sys/vm/drop_caches
-  hr=$(cd "$bind_dir" && busybox sh -c "$(timed "busybox dd if=big of=/dev/null bs=1M")")
-  rm -f "$bind_dir/big"
+  n=${BENCH_VOL_ROUNDS:-3}
   echo "| run --rm true: median (ms) | ${v0[docker]} | ${v0[berth]} |"
   echo "| run --rm true with 5 named volumes: median (ms) | ${v5[docker]} | ${v5[berth]} |"
-  echo "| write ${vol_mib} MiB + fsync through a named volume (s) | ${vw[docker]} | ${vw[berth]} |"
-  echo "| read it back, cold cache (s) | ${vr[docker]} | ${vr[berth]} |"
-  echo "| write ${vol_mib} MiB + fsync through a bind mount (s) | ${bw[docker]} | ${bw[berth]} |"
-  echo "| read it back, cold cache (s) | ${br[docker]} | ${br[berth]} |"
-  echo "| the host itself, same filesystem: write / read (s) | ${hw} / ${hr} | |"
+  echo "| write ${vol_mib} MiB + fsync, named volume: container / host time, median of $n pairs | ${io[docker-vol-w]} | ${io[berth-vol-w]} |"
+  echo "| read it back cold, named volume: container / host time | ${io[docker-vol-r]} | ${io[berth-vol-r]} |"
+  echo "| write ${vol_mib} MiB + fsync, bind mount: container / host time | ${io[docker-bind-w]} | ${io[berth-bind-w]} |"
+  echo "| read it back cold, bind mount: container / host time | ${io[docker-bind-r]} | ${io[berth-bind-r]} |"
 } | tee "$out/volumes.md"
 fi
