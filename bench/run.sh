@@ -230,7 +230,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
     v0[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
     v5[$e]=$(jq '.results[1].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
     # I/O: this VM's disk varies 2-3x from one sample to the next, so each container sample is paired
-    # with a host sample taken just before it, and the table gives the median ratio of the pairs.
+    # with a host sample taken next to it, and the table gives the median ratio of the pairs.
     w=$(timed "dd if=/dev/zero of=/d/big bs=1M count=$vol_mib conv=fsync")
     r=$(timed "dd if=/d/big of=/dev/null bs=1M")
     for kind in vol bind; do
@@ -238,16 +238,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
       [ "$kind" = bind ] && mnt=$bind_dir/c:/d
       mkdir -p "$bind_dir/c" "$bind_dir/h"
       wr=() rr=()
-      for _ in $(seq "${BENCH_VOL_ROUNDS:-3}"); do
-        settle
-        hw=$(cd "$bind_dir/h" && busybox sh -c "$(timed "busybox dd if=/dev/zero of=big bs=1M count=$vol_mib conv=fsync")")
-        settle
-        cw=$(DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox sh -c "$w")
+      for round in $(seq "${BENCH_VOL_ROUNDS:-4}"); do
+        # Whichever writes second in a pair is slower on this disk, so the order alternates.
+        host_w() { settle; hw=$(cd "$bind_dir/h" && busybox sh -c "$(timed "busybox dd if=/dev/zero of=big bs=1M count=$vol_mib conv=fsync")"); }
+        ctr_w() { settle; cw=$(DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox sh -c "$w"); }
+        host_r() { sync; echo 3 >/proc/sys/vm/drop_caches; hr=$(cd "$bind_dir/h" && busybox sh -c "$(timed "busybox dd if=big of=/dev/null bs=1M")"); }
+        ctr_r() { sync; echo 3 >/proc/sys/vm/drop_caches; cr=$(DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox sh -c "$r"); }
+        if [ $((round % 2)) = 1 ]; then host_w; ctr_w; host_r; ctr_r; else ctr_w; host_w; ctr_r; host_r; fi
         wr+=("$(ratio "$cw" "$hw")")
-        sync; echo 3 >/proc/sys/vm/drop_caches
-        hr=$(cd "$bind_dir/h" && busybox sh -c "$(timed "busybox dd if=big of=/dev/null bs=1M")")
-        sync; echo 3 >/proc/sys/vm/drop_caches
-        cr=$(DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox sh -c "$r")
         rr+=("$(ratio "$cr" "$hr")")
         rm -f "$bind_dir/h/big" "$bind_dir/c/big"
         DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox rm -f /d/big
@@ -257,7 +255,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
     done
     DOCKER_HOST=$h $docker_cli volume rm bench-vol-io bench-vol-1 bench-vol-2 bench-vol-3 bench-vol-4 bench-vol-5 >/dev/null 2>&1 || true
   done
-  n=${BENCH_VOL_ROUNDS:-3}
+  n=${BENCH_VOL_ROUNDS:-4}
   echo "| run --rm true: median (ms) | ${v0[docker]} | ${v0[berth]} |"
   echo "| run --rm true with 5 named volumes: median (ms) | ${v5[docker]} | ${v5[berth]} |"
   echo "| write ${vol_mib} MiB + fsync, named volume: container / host time, median of $n pairs | ${io[docker-vol-w]} | ${io[berth-vol-w]} |"
