@@ -214,7 +214,8 @@ rm -f "$bind_dir/big"
 # Freed blocks of a deleted file are still being written back for a while; every timed write starts
 # from the same quiet state.
 settle() { sync; sleep 3; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+# The geometric mean of ratios over pairs in alternating order cancels the order effect.
+geomean() { printf '%s\n' "$@" | awk '$1 > 0 {s += log($1); n++} END {if (n) printf "%.2f", exp(s / n); else print "n/a"}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
 {
   echo
@@ -230,7 +231,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
     v0[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
     v5[$e]=$(jq '.results[1].median*1000 | .*10 | round / 10' "$work/vol-$e.json")
     # I/O: this VM's disk varies 2-3x from one sample to the next, so each container sample is paired
-    # with a host sample taken next to it, and the table gives the median ratio of the pairs.
+    # with a host sample taken next to it, and the table gives the geometric mean of the pairs' ratios.
     w=$(timed "dd if=/dev/zero of=/d/big bs=1M count=$vol_mib conv=fsync")
     r=$(timed "dd if=/d/big of=/dev/null bs=1M")
     for kind in vol bind; do
@@ -250,15 +251,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
         rm -f "$bind_dir/h/big" "$bind_dir/c/big"
         DOCKER_HOST=$h $docker_cli run --rm -v "$mnt" busybox rm -f /d/big
       done
-      io["$e-$kind-w"]=$(median "${wr[@]}")
-      io["$e-$kind-r"]=$(median "${rr[@]}")
+      io["$e-$kind-w"]=$(geomean "${wr[@]}")
+      io["$e-$kind-r"]=$(geomean "${rr[@]}")
+      echo "$e $kind write ratios: ${wr[*]}; read ratios: ${rr[*]}" >>"$out/volumes-pairs.txt"
     done
     DOCKER_HOST=$h $docker_cli volume rm bench-vol-io bench-vol-1 bench-vol-2 bench-vol-3 bench-vol-4 bench-vol-5 >/dev/null 2>&1 || true
   done
   n=${BENCH_VOL_ROUNDS:-4}
   echo "| run --rm true: median (ms) | ${v0[docker]} | ${v0[berth]} |"
   echo "| run --rm true with 5 named volumes: median (ms) | ${v5[docker]} | ${v5[berth]} |"
-  echo "| write ${vol_mib} MiB + fsync, named volume: container / host time, median of $n pairs | ${io[docker-vol-w]} | ${io[berth-vol-w]} |"
+  echo "| write ${vol_mib} MiB + fsync, named volume: container / host time, geometric mean of $n pairs | ${io[docker-vol-w]} | ${io[berth-vol-w]} |"
   echo "| read it back cold, named volume: container / host time | ${io[docker-vol-r]} | ${io[berth-vol-r]} |"
   echo "| write ${vol_mib} MiB + fsync, bind mount: container / host time | ${io[docker-bind-w]} | ${io[berth-bind-w]} |"
   echo "| read it back cold, bind mount: container / host time | ${io[docker-bind-r]} | ${io[berth-bind-r]} |"
