@@ -167,36 +167,15 @@ func copyFromContainer(ctx context.Context, e *env, o cpOptions, ctr, src, dst s
 // rebaseTar renames entries starting with oldBase to start with newBase and, with uid >= 0, gives them
 // uid and gid.
 func rebaseTar(r io.Reader, oldBase, newBase string, uid, gid int) io.ReadCloser {
-	pr, pw := io.Pipe()
-	go func() {
-		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
-		err := func() error {
-			for {
-				hdr, err := tr.Next()
-				if err == io.EOF {
-					return tw.Close()
-				}
-				if err != nil {
-					return err
-				}
-				hdr.Name = rebaseName(hdr.Name, oldBase, newBase)
-				if hdr.Typeflag == tar.TypeLink {
-					hdr.Linkname = rebaseName(hdr.Linkname, oldBase, newBase)
-				}
-				if uid >= 0 {
-					hdr.Uid, hdr.Gid = uid, gid
-				}
-				if err := tw.WriteHeader(hdr); err != nil {
-					return err
-				}
-				if _, err := io.Copy(tw, tr); err != nil {
-					return err
-				}
-			}
-		}()
-		pw.CloseWithError(err)
-	}()
-	return pr
+	return archive.RewriteHeaders(r, func(hdr *tar.Header) {
+		hdr.Name = rebaseName(hdr.Name, oldBase, newBase)
+		if hdr.Typeflag == tar.TypeLink {
+			hdr.Linkname = rebaseName(hdr.Linkname, oldBase, newBase)
+		}
+		if uid >= 0 {
+			hdr.Uid, hdr.Gid = uid, gid
+		}
+	})
 }
 
 func rebaseName(name, oldBase, newBase string) string {
