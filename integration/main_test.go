@@ -292,7 +292,7 @@ func dockerBin() string {
 // berthCmd runs our CLI against berthd.
 func berthCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(env.berth, args...)
-	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+env.sock)
+	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+env.sock, "DOCKER_CONFIG="+filepath.Join(env.tmp, "docker-config"))
 	return cmd
 }
 

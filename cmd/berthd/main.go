@@ -74,6 +74,9 @@ func newCommand() *cobra.Command {
 	f.StringVarP(&logLevel, "log-level", "l", "info", "Set the logging level (debug, info, warn, error)")
 	f.StringVarP(&opts.Bridge, "bridge", "b", "berth0", "Name of the default bridge interface (created if missing)")
 	f.StringVar(&opts.BIP, "bip", "", "Default bridge's IP address and prefix, e.g. 172.17.0.1/16 (default: a free private subnet)")
+	f.StringArrayVar(&opts.InsecureRegistries, "insecure-registry", nil, "Registry (host[:port] or CIDR) to reach over plain HTTP or unverified TLS; loopback always is")
+	f.StringArrayVar(&opts.RegistryMirrors, "registry-mirror", nil, "Preferred Docker Hub mirror (URL)")
+	f.StringVar(&opts.RegistryCertsDir, "registry-certs-dir", "/etc/berth/certs.d", "Directory of per-registry TLS files: <host[:port]>/ca.crt, client.cert, client.key")
 	f.StringVarP(&opts.PidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
 	return cmd
 }

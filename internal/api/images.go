@@ -10,15 +10,15 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
-// imageCreate serves POST /images/create: import of a root filesystem tar sent as the body (fromSrc=-).
-// Pull (fromImage) is not there yet.
+// imageCreate serves POST /images/create: a pull (fromImage) or the import of a root filesystem tar sent
+// as the body (fromSrc=-).
 func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request, _ string) error {
 	if s.images == nil {
 		return errNoBackend("image")
 	}
 	q := r.URL.Query()
 	if from := q.Get("fromImage"); from != "" {
-		return errdefs.NotImplemented(fmt.Errorf("pulling images is not implemented yet (cannot pull %s): create images with docker import or docker load", from))
+		return s.imagePull(w, r, from)
 	}
 	switch src := q.Get("fromSrc"); src {
 	case "-":

@@ -59,6 +59,7 @@ func (s *Server) routeTable() []route {
 		fixed(http.MethodHead, "/_ping", s.ping),
 		fixed(http.MethodGet, "/version", s.getVersion),
 		fixed(http.MethodGet, "/info", s.getInfo),
+		fixed(http.MethodPost, "/auth", s.authLogin),
 
 		fixed(http.MethodPost, "/images/create", s.imageCreate),
 		fixed(http.MethodPost, "/images/load", s.imageLoad),
@@ -67,6 +68,7 @@ func (s *Server) routeTable() []route {
 		fixed(http.MethodPost, "/images/prune", s.imagePrune),
 		imageNamed(http.MethodGet, "/get", s.imageSaveOne),
 		imageNamed(http.MethodPost, "/tag", s.imageTag),
+		imageNamed(http.MethodPost, "/push", s.imagePush),
 		imageNamed(http.MethodGet, "/history", s.imageHistory),
 		imageNamed(http.MethodGet, "/json", s.imageInspect),
 		imageNamed(http.MethodDelete, "", s.imageRemove),

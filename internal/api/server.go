@@ -36,6 +36,8 @@ type Config struct {
 	Events EventsBackend
 	// Builder serves POST /build.
 	Builder BuildBackend
+	// Registry serves pull, push and POST /auth.
+	Registry RegistryBackend
 	// Version is served by GET /version; empty API, OS, arch and Go fields are filled in.
 	Version types.Version
 	// Logger receives one debug line per request and every internal (500) error; nil discards.
@@ -51,6 +53,7 @@ type Server struct {
 	volumes    VolumeBackend
 	events     EventsBackend
 	builder    BuildBackend
+	registry   RegistryBackend
 	version    types.Version
 	log        *slog.Logger
 	routes     []route
@@ -73,6 +76,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		images:     cfg.Images,
+		registry:   cfg.Registry,
 		containers: cfg.Containers,
 		networks:   cfg.Networks,
 		system:     cfg.System,

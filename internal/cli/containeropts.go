@@ -24,6 +24,7 @@ type containerOptions struct {
 	flags *pflag.FlagSet
 
 	name        string
+	pull        string
 	env         []string
 	envFiles    []string
 	workdir     string
@@ -94,6 +95,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	// -h is --hostname here, as in docker, so help gets no shorthand.
 	fs.Bool("help", false, "Print usage")
 	fs.StringVar(&o.name, "name", "", "Assign a name to the container")
+	fs.StringVar(&o.pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
 	stringsFlag(fs, &o.env, "env", "e", "Set environment variables")
 	stringsFlag(fs, &o.envFiles, "env-file", "", "Read in a file of environment variables")
 	fs.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
@@ -169,6 +171,7 @@ type createRequest struct {
 	HostConfig *container.HostConfig
 	Networking *network.NetworkingConfig
 	Name       string
+	Pull       string // always, missing (default) or never
 }
 
 // toConfig converts the flags plus the image and command into a create request. lookup resolves bare
@@ -365,7 +368,12 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 	if err != nil {
 		return nil, err
 	}
-	return &createRequest{Config: cfg, HostConfig: hc, Networking: nc, Name: o.name}, nil
+	switch o.pull {
+	case "always", "missing", "never":
+	default:
+		return nil, fmt.Errorf("invalid pull option: '%s': must be one of \"always\", \"missing\" or \"never\"", o.pull)
+	}
+	return &createRequest{Config: cfg, HostConfig: hc, Networking: nc, Name: o.name, Pull: o.pull}, nil
 }
 
 // parseRestartPolicy accepts docker's forms: no, always, unless-stopped, on-failure[:max-retries].

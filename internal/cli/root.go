@@ -123,6 +123,7 @@ func newRootCommand(e *env) *cobra.Command {
 	containerCmds = append(containerCmds, filesystemCommands...)
 	imageCmds := []func(*env) *cobra.Command{
 		newImportCommand, newLoadCommand, newSaveCommand, newTagCommand, newHistoryCommand, newBuildCommand,
+		newPullCommand, newPushCommand,
 	}
 	// Top-level shortcuts, as docker has them.
 	for _, f := range containerCmds {
@@ -132,7 +133,7 @@ func newRootCommand(e *env) *cobra.Command {
 		root.AddCommand(f(e))
 	}
 	root.AddCommand(newPsCommand(e), newImagesCommand(e), newRmiCommand(e), newInspectCommand(e, ""),
-		newVersionCommand(e), newInfoCommand(e))
+		newVersionCommand(e), newInfoCommand(e), newLoginCommand(e), newLogoutCommand(e))
 
 	// Management groups.
 	ctr := &cobra.Command{Use: "container", Short: "Manage containers", Args: noArgs, RunE: showHelp}

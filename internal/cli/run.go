@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/reference"
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -81,11 +85,31 @@ func createContainer(ctx context.Context, e *env, opts *containerOptions, image 
 
 func createFromRequest(ctx context.Context, e *env, req *createRequest, cmdName string) (string, error) {
 	var resp container.CreateResponse
-	err := e.do(ctx, func(c *client.Client) error {
-		var err error
-		resp, err = c.ContainerCreate(ctx, req.Config, req.HostConfig, req.Networking, nil, req.Name)
-		return err
-	})
+	create := func() error {
+		return e.do(ctx, func(c *client.Client) error {
+			var err error
+			resp, err = c.ContainerCreate(ctx, req.Config, req.HostConfig, req.Networking, nil, req.Name)
+			return err
+		})
+	}
+	var err error
+	if req.Pull == "always" {
+		err = e.pull(ctx, req.Config.Image, "", false, e.Err)
+	}
+	if err == nil {
+		err = create()
+	}
+	if err != nil && req.Pull == "missing" && cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "No such image") {
+		// As docker does: pull what is missing, then create again.
+		ref := req.Config.Image
+		if n, perr := reference.ParseNormalizedNamed(ref); perr == nil {
+			ref = reference.FamiliarString(reference.TagNameOnly(n))
+		}
+		fmt.Fprintf(e.Err, "Unable to find image '%s' locally\n", ref)
+		if err = e.pull(ctx, req.Config.Image, "", false, e.Err); err == nil {
+			err = create()
+		}
+	}
 	if err != nil {
 		return "", runError(cmdName, err)
 	}

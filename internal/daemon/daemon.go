@@ -25,6 +25,7 @@ import (
 	"github.com/berth-dev/berth/internal/build"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
@@ -50,6 +51,10 @@ type Options struct {
 	Bridge, BIP string
 	Logger      *slog.Logger
 	Version     string
+	// InsecureRegistries (host[:port] or CIDR) may be reached over plain HTTP or unverified TLS;
+	// RegistryMirrors are tried before Docker Hub; RegistryCertsDir holds <host>/ca.crt and client certs.
+	InsecureRegistries, RegistryMirrors []string
+	RegistryCertsDir                    string
 }
 
 // Daemon is a running berthd.
@@ -59,6 +64,7 @@ type Daemon struct {
 	log        *slog.Logger
 	db         *bolt.DB
 	images     *image.Service
+	dist       *distribution.Service
 	containers *container.Service
 	networks   *network.Service
 	volumes    *volume.Service
@@ -115,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 		System:     systemInfo{d},
 		Events:     eventsBackend{d.events},
 		Builder:    buildBackend{d.builds},
+		Registry:   registryBackend{d.dist},
 		Version:    d.version(),
 		Logger:     log,
 	})
@@ -219,6 +226,12 @@ func (d *Daemon) open(ctx context.Context) error {
 		return err
 	}
 	d.images = imgs
+	if d.dist, err = distribution.New(distribution.Config{
+		Root: opts.DataRoot, DB: db, Images: imgs,
+		Insecure: opts.InsecureRegistries, Mirrors: opts.RegistryMirrors, CertsDir: opts.RegistryCertsDir,
+	}); err != nil {
+		return err
+	}
 	d.networks, err = network.Open(ctx, network.Config{
 		DB: db, ExecRoot: opts.ExecRoot, DefaultBridge: opts.Bridge, DefaultCIDR: opts.BIP, Logger: d.log,
 		Event: d.events.Hook(eventtypes.NetworkEventType),

@@ -27,6 +27,7 @@ const (
 	KindNotModified
 	KindNotImplemented
 	KindSystem
+	KindUnauthorized
 )
 
 type kindError struct {
@@ -68,6 +69,9 @@ func NotImplemented(err error) error { return wrap(KindNotImplemented, err) }
 // System marks err as an internal failure (HTTP 500).
 func System(err error) error { return wrap(KindSystem, err) }
 
+// Unauthorized is for credentials a registry refused.
+func Unauthorized(err error) error { return wrap(KindUnauthorized, err) }
+
 // KindOf returns the outermost kind found in err's chain, or KindUnknown.
 func KindOf(err error) Kind {
 	var ke *kindError
@@ -107,6 +111,8 @@ func HTTPStatus(err error) int {
 		return 304
 	case KindNotImplemented:
 		return 501
+	case KindUnauthorized:
+		return 401
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 499 // client went away; nobody reads this, but it must not look like a daemon fault

@@ -20,10 +20,11 @@ import (
 
 // entry is one image with what listing and pruning need, read in one transaction.
 type entry struct {
-	id     digest.Digest
-	rec    record
-	tags   []reference.Named
-	parent bool // some other image names this one as its parent
+	id      digest.Digest
+	rec     record
+	tags    []reference.Named
+	digests []reference.Named
+	parent  bool // some other image names this one as its parent
 }
 
 func (s *Service) entries(tx *bolt.Tx) ([]*entry, error) {
@@ -49,7 +50,16 @@ func (s *Service) entries(tx *bolt.Tx) ([]*entry, error) {
 		}
 		return nil
 	})
+	tx.Bucket(bucketDigests).ForEach(func(k, v []byte) error {
+		if e := byID[digest.Digest(v)]; e != nil {
+			if n, err := reference.ParseNormalizedNamed(string(k)); err == nil {
+				e.digests = append(e.digests, n)
+			}
+		}
+		return nil
+	})
 	for _, e := range out {
+		sort.Slice(e.digests, func(i, j int) bool { return e.digests[i].String() < e.digests[j].String() })
 		sort.Slice(e.tags, func(i, j int) bool { return e.tags[i].String() < e.tags[j].String() })
 		if p := byID[e.rec.Parent]; p != nil {
 			p.parent = true
@@ -121,7 +131,7 @@ func (s *Service) List(ctx context.Context, all bool, f filters.Args) ([]image.S
 				ID:          e.id.String(),
 				ParentID:    parentString(e.rec.Parent),
 				RepoTags:    familiar(e.tags),
-				RepoDigests: []string{},
+				RepoDigests: familiar(e.digests),
 				Created:     e.rec.Created.Unix(),
 				Size:        e.rec.size(),
 				SharedSize:  -1,
@@ -262,7 +272,7 @@ func (s *Service) Inspect(ctx context.Context, ref string) (*image.InspectRespon
 	resp := &image.InspectResponse{
 		ID:            img.ID.String(),
 		RepoTags:      img.RepoTags,
-		RepoDigests:   []string{},
+		RepoDigests:   img.RepoDigests,
 		Parent:        parentString(img.Parent),
 		Comment:       raw.Comment,
 		DockerVersion: raw.DockerVersion,

@@ -30,12 +30,15 @@ func (s *Service) Remove(ctx context.Context, refOrID string, force, noPrune boo
 	var (
 		id    digest.Digest
 		named reference.Named
-		refs  []reference.Named
+		refs  []reference.Named // tags and digest references
+		// tagRefs are the tags alone: by ID, digest references never stand in the way.
+		tagRefs []reference.Named
 	)
 	if err := s.cfg.DB.View(func(tx *bolt.Tx) error {
 		var err error
 		id, named, err = resolve(tx, refOrID)
-		refs = tagsOf(tx, id)
+		tagRefs = tagsOf(tx, id)
+		refs = append(append([]reference.Named{}, tagRefs...), digestsOf(tx, id)...)
 		return err
 	}); err != nil {
 		return nil, err
@@ -53,19 +56,26 @@ func (s *Service) Remove(ctx context.Context, refOrID string, force, noPrune boo
 			return nil, err
 		}
 		records = append(records, image.DeleteResponse{Untagged: reference.FamiliarString(named)})
-		if len(refs) > 1 {
+		left, err := s.dropOrphanDigests(named, refs)
+		if err != nil {
+			return records, err
+		}
+		for _, d := range left.dropped {
+			records = append(records, image.DeleteResponse{Untagged: reference.FamiliarString(d)})
+		}
+		if left.remaining > 0 {
 			return records, nil
 		}
 		quiet = true
-	} else if len(refs) == 1 {
+	} else if len(tagRefs) == 1 {
 		// Check before untagging, so a refused delete leaves the tag in place.
 		if c := s.checkConflict(id, force, true); c != nil {
 			return nil, errdefs.Conflict(c)
 		}
-		if err := s.untag(refs[0]); err != nil {
+		if err := s.untag(tagRefs[0]); err != nil {
 			return nil, err
 		}
-		records = append(records, image.DeleteResponse{Untagged: reference.FamiliarString(refs[0])})
+		records = append(records, image.DeleteResponse{Untagged: reference.FamiliarString(tagRefs[0])})
 	}
 	var reclaimed int64
 	if err := s.deleteImage(ctx, id, &records, &reclaimed, force, !noPrune, quiet); err != nil {
@@ -74,8 +84,47 @@ func (s *Service) Remove(ctx context.Context, refOrID string, force, noPrune boo
 	return records, nil
 }
 
+type leftRefs struct {
+	dropped   []reference.Named
+	remaining int
+}
+
+// dropOrphanDigests is Docker's rule after a tag goes: the repository's digest references go too when
+// no tag of that repository is left on the image. It reports those and how many references remain.
+func (s *Service) dropOrphanDigests(removed reference.Named, refs []reference.Named) (leftRefs, error) {
+	var out leftRefs
+	repo := reference.TrimNamed(removed).String()
+	tagLeft := false
+	for _, r := range refs {
+		if _, dig := r.(reference.Canonical); !dig && r.String() != removed.String() && reference.TrimNamed(r).String() == repo {
+			tagLeft = true
+		}
+	}
+	for _, r := range refs {
+		if r.String() == removed.String() {
+			continue
+		}
+		if _, dig := r.(reference.Canonical); dig && !tagLeft && reference.TrimNamed(r).String() == repo {
+			if _, isTag := removed.(reference.Canonical); !isTag {
+				if err := s.untag(r); err != nil {
+					return out, err
+				}
+				out.dropped = append(out.dropped, r)
+				continue
+			}
+		}
+		out.remaining++
+	}
+	return out, nil
+}
+
 func (s *Service) untag(n reference.Named) error {
-	return s.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTags).Delete([]byte(n.String())) })
+	return s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketDigests).Delete([]byte(n.String())); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTags).Delete([]byte(n.String()))
+	})
 }
 
 // conflict is Docker's image delete conflict; hard ones cannot be forced.
@@ -151,6 +200,12 @@ func (s *Service) deleteImage(ctx context.Context, id digest.Digest, records *[]
 			if err := tx.Bucket(bucketTags).Delete([]byte(t.String())); err != nil {
 				return err
 			}
+		}
+		for _, d := range digestsOf(tx, id) {
+			if err := tx.Bucket(bucketDigests).Delete([]byte(d.String())); err != nil {
+				return err
+			}
+			untagged = append(untagged, d)
 		}
 		if err := tx.Bucket(bucketImages).Delete([]byte(id)); err != nil {
 			return err

@@ -48,15 +48,20 @@ type Image struct {
 	Config   dockerspec.DockerOCIImage
 	ChainID  string // top layer's chain ID, the snapshot parent for containers; "" when no layers
 	RepoTags []string
-	Created  time.Time
-	Size     int64
-	DiffIDs  []digest.Digest
-	Parent   digest.Digest // the image this one was committed/built from, if known
+	// RepoDigests are the "name@sha256:..." references a registry served this image under.
+	RepoDigests []string
+	Created     time.Time
+	Size        int64
+	DiffIDs     []digest.Digest
+	Parent      digest.Digest // the image this one was committed/built from, if known
 }
 
 var (
 	bucketImages = []byte("images")
 	bucketTags   = []byte("tags")
+	// bucketDigests maps "name@digest" (the manifest digest a registry served the image under) to the
+	// image ID: Docker's RepoDigests, and what "name@sha256:..." resolves through.
+	bucketDigests = []byte("digests")
 )
 
 // record is what the images bucket holds per image; the config itself is in the content store.
@@ -101,7 +106,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errdefs.InvalidParameter(fmt.Errorf("image: DB, Content and Snapshotter are required"))
 	}
 	if err := cfg.DB.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketTags} {
+		for _, b := range [][]byte{bucketImages, bucketTags, bucketDigests} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -190,7 +195,13 @@ func resolve(tx *bolt.Tx, refOrID string) (id digest.Digest, named reference.Nam
 	}
 	n, perr := reference.ParseNormalizedNamed(refOrID)
 	if perr == nil {
-		if _, ok := n.(reference.Canonical); !ok {
+		if c, ok := n.(reference.Canonical); ok {
+			key := digestKey(c)
+			if v := tx.Bucket(bucketDigests).Get([]byte(key)); v != nil {
+				named, _ := reference.ParseNormalizedNamed(key)
+				return digest.Digest(v), named, nil
+			}
+		} else {
 			n = reference.TagNameOnly(n)
 			if v := tags.Get([]byte(n.String())); v != nil {
 				return digest.Digest(v), n, nil
@@ -258,6 +269,26 @@ func tagsOf(tx *bolt.Tx, id digest.Digest) []reference.Named {
 	return out
 }
 
+// digestKey is how a digested reference is keyed in bucketDigests: the name and digest, no tag.
+func digestKey(c reference.Canonical) string {
+	return reference.TrimNamed(c).String() + "@" + c.Digest().String()
+}
+
+// digestsOf lists the "name@digest" references of an image, sorted.
+func digestsOf(tx *bolt.Tx, id digest.Digest) []reference.Named {
+	var out []reference.Named
+	tx.Bucket(bucketDigests).ForEach(func(k, v []byte) error {
+		if digest.Digest(v) == id {
+			if n, err := reference.ParseNormalizedNamed(string(k)); err == nil {
+				out = append(out, n)
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
 func familiar(refs []reference.Named) []string {
 	out := make([]string, 0, len(refs))
 	for _, r := range refs {
@@ -304,7 +335,7 @@ func (s *Service) image(tx *bolt.Tx, id digest.Digest) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{ID: id, Config: cfg, RepoTags: familiar(tagsOf(tx, id)), Created: r.Created, Size: r.size(),
+	img := &Image{ID: id, Config: cfg, RepoTags: familiar(tagsOf(tx, id)), RepoDigests: familiar(digestsOf(tx, id)), Created: r.Created, Size: r.size(),
 		DiffIDs: r.DiffIDs, Parent: r.Parent}
 	if c := r.chainIDs(); len(c) > 0 {
 		img.ChainID = c[len(c)-1]

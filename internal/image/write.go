@@ -41,7 +41,9 @@ type newImage struct {
 	// equal diffIDs.
 	Config func(diffIDs []digest.Digest) ([]byte, error)
 	Tags   []reference.Named // normalised, tagged
-	Parent digest.Digest
+	// Digests are "name@digest" references (a pull's manifest digest), recorded with the tags.
+	Digests []reference.Canonical
+	Parent  digest.Digest
 }
 
 // movedTag reports a tag that pointed at another image before writeImage took it.
@@ -95,6 +97,11 @@ func (s *Service) writeImage(ctx context.Context, in newImage) (digest.Digest, [
 		images, tags := tx.Bucket(bucketImages), tx.Bucket(bucketTags)
 		if images.Get([]byte(id)) == nil {
 			if err := images.Put([]byte(id), recBytes); err != nil {
+				return err
+			}
+		}
+		for _, d := range in.Digests {
+			if err := tx.Bucket(bucketDigests).Put([]byte(digestKey(d)), []byte(id)); err != nil {
 				return err
 			}
 		}

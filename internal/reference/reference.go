@@ -174,3 +174,12 @@ func Path(n Named) string {
 	repo, _, _ := parts(n)
 	return repo.path
 }
+
+// WithDigest returns n with its digest set to d, keeping any tag.
+func WithDigest(n Named, d digest.Digest) (Canonical, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	repo, tag, _ := parts(n)
+	return makeNamed(repo, tag, d).(Canonical), nil
+}
