@@ -2,11 +2,18 @@ package integration
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,12 +37,20 @@ import (
 // basic auth. It returns "127.0.0.1:PORT" and stops the registry when the test ends.
 func startRegistry(t *testing.T, htpasswd string) string {
 	t.Helper()
+	return startRegistryOn(t, "127.0.0.1", htpasswd, nil)
+}
+
+// registryTLS is a certificate and key (PEM) for a registry to serve.
+type registryTLS struct{ cert, key []byte }
+
+func startRegistryOn(t *testing.T, ip, htpasswd string, tlsFiles *registryTLS) string {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Skip("docker-registry is not installed (apt install docker-registry)")
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +66,13 @@ func startRegistry(t *testing.T, htpasswd string) string {
 		os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(h)+"\n"), 0o600)
 		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s/htpasswd\n", dir)
 	}
+	scheme := "http"
+	if tlsFiles != nil {
+		os.WriteFile(filepath.Join(dir, "cert.pem"), tlsFiles.cert, 0o600)
+		os.WriteFile(filepath.Join(dir, "key.pem"), tlsFiles.key, 0o600)
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s/cert.pem\n    key: %s/key.pem\n", dir, dir)
+		scheme = "https"
+	}
 	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600)
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
 	logf, _ := os.Create(filepath.Join(dir, "registry.log"))
@@ -63,8 +85,9 @@ func startRegistry(t *testing.T, htpasswd string) string {
 		cmd.Wait()
 		logf.Close()
 	})
+	probe := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for i := 0; i < 200; i++ {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+		if resp, err := probe.Get(scheme + "://" + addr + "/v2/"); err == nil {
 			resp.Body.Close()
 			return addr
 		}
@@ -434,5 +457,72 @@ func TestPullFaultsAndResume(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(pulls); len(entries) != 0 {
 		t.Errorf("download files left after a successful pull: %d", len(entries))
+	}
+}
+
+// testCA makes a certificate authority and a server certificate for ip, both PEM.
+func testCA(t *testing.T, ip string) (caPEM []byte, server registryTLS) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP(ip)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		registryTLS{cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})}
+}
+
+// A registry off loopback is a secure one: TLS, verified against the system roots plus the CA in
+// certs.d/<host:port>/ca.crt. (It listens on the test bridge's address, which is this host's own.)
+func TestRegistryTLS(t *testing.T) {
+	ifc, err := net.InterfaceByName(testBridge)
+	if err != nil {
+		t.Skipf("no %s: %v", testBridge, err)
+	}
+	addrs, _ := ifc.Addrs()
+	ip := ""
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			ip = n.IP.String()
+		}
+	}
+	if ip == "" {
+		t.Skip("the test bridge has no IPv4 address")
+	}
+	caPEM, server := testCA(t, ip)
+	reg := startRegistryOn(t, ip, "", &server)
+	ref := reg + "/secure/app:1"
+	mustDocker(t, "tag", busybox, ref)
+	t.Cleanup(func() { rmiQuiet(ref) })
+	certs := filepath.Join(env.tmp, "certs.d", reg)
+	t.Cleanup(func() { os.RemoveAll(certs) })
+
+	if r := docker(t, "push", ref); r.code == 0 || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("push to a TLS registry whose CA is unknown: %s", r)
+	}
+	if err := os.MkdirAll(certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(certs, "ca.crt"), caPEM, 0o644)
+	mustDocker(t, "push", ref)
+	rmiQuiet(ref)
+	mustDocker(t, "pull", ref)
+	if out := mustDocker(t, "run", "--rm", "--network", "none", ref, "echo", "over tls"); out != "over tls" {
+		t.Errorf("run: %q", out)
 	}
 }

@@ -90,7 +90,8 @@ func startDaemon() error {
 		return err
 	}
 	env.logFile = lf
-	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge)
+	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge,
+		"--registry-certs-dir", filepath.Join(env.tmp, "certs.d"))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		return err
