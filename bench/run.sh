@@ -63,8 +63,8 @@ if ! DOCKER_HOST=unix:///run/docker-ref.sock $docker_cli version >/dev/null 2>&1
     { echo "bench: the reference dockerd did not start; see $out/dockerd.log" >&2; exit 1; }
 fi
 
-# Metrics Berth has the features for so far (h: build and i: registry come with their issues).
-export BENCH_METRICS=${BENCH_METRICS:-a b c d e f g}
+# Every metric of the harness: a-g the engine core, h the Dockerfile build, i push/pull.
+export BENCH_METRICS=${BENCH_METRICS:-a b c d e f g h i}
 export BENCH_ROOTFS_TAR=$work/busybox-rootfs.tar
 export BENCH_OUT=$out/bench.json
 export BENCH_DOCKER_BIN=$docker_cli
@@ -102,7 +102,7 @@ engine_rss_kib() { # sum of RSS of the engine's processes, by command name
 }
 declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
 # BENCH_SECTIONS picks among the extras below (default: all of them).
-want() { [[ " ${BENCH_SECTIONS:-stats network volumes} " == *" $1 "* ]]; }
+want() { [[ " ${BENCH_SECTIONS:-stats network volumes registry} " == *" $1 "* ]]; }
 if want stats; then
 {
   echo "| metric | docker | berth |"
@@ -265,4 +265,61 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
   echo "| write ${vol_mib} MiB + fsync, bind mount: container / host time | ${io[docker-bind-w]} | ${io[berth-bind-w]} |"
   echo "| read it back cold, bind mount: container / host time | ${io[docker-bind-r]} | ${io[berth-bind-r]} |"
 } | tee "$out/volumes.md"
+fi
+
+# Registry extras (issue 8), same docker CLI against both engines and the same docker-registry: push and
+# pull of a 200 MB image in 5 layers (random data, so compression cannot shortcut it), and an image
+# dockerd pushed, pulled by berthd and run.
+if want registry && command -v docker-registry >/dev/null; then
+reg_port=$(for p in $(seq 5600 5999); do [ -z "$(ss -ltnH "sport = :$p")" ] && { echo "$p"; break; }; done)
+mkdir -p "$work/registry"
+printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
+  "$work/registry" "$reg_port" >"$work/registry.yml"
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$reg_port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+reg=127.0.0.1:$reg_port
+# One 5-layer image, built once by berthd and loaded into dockerd, so both push the same layers.
+ctx=$work/reg-ctx
+mkdir -p "$ctx"
+printf 'FROM busybox\n' >"$ctx/Dockerfile"
+for i in 1 2 3 4 5; do
+  head -c $((40 << 20)) /dev/urandom >"$ctx/l$i"
+  printf 'COPY l%s /l%s\n' "$i" "$i" >>"$ctx/Dockerfile"
+done
+DOCKER_HOST=${host[berth]} DOCKER_BUILDKIT=0 $docker_cli build -q -t bench-reg:5l "$ctx" >/dev/null
+DOCKER_HOST=${host[berth]} $docker_cli save bench-reg:5l -o "$work/reg5.tar"
+DOCKER_HOST=${host[docker]} $docker_cli load -i "$work/reg5.tar" >/dev/null
+rm -rf "$ctx" "$work/reg5.tar"
+{
+  echo
+  echo "| registry metric (200 MB, 5 layers, loopback docker-registry) | docker | berth |"
+  echo "|---|---|---|"
+  declare -A push_s pull_s repush_s
+  secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
+  for e in docker berth; do
+    h=${host[$e]}
+    ref=$reg/bench/$e:5l
+    DOCKER_HOST=$h $docker_cli tag bench-reg:5l "$ref"
+    t0=$EPOCHREALTIME; DOCKER_HOST=$h $docker_cli push "$ref" >/dev/null; t1=$EPOCHREALTIME
+    push_s[$e]=$(secs "$t0" "$t1")
+    t0=$EPOCHREALTIME; DOCKER_HOST=$h $docker_cli push "$ref" >/dev/null; t1=$EPOCHREALTIME
+    repush_s[$e]=$(secs "$t0" "$t1")
+    DOCKER_HOST=$h $docker_cli rmi "$ref" bench-reg:5l >/dev/null
+    # Only busybox stays: every one of the 5 layers comes over the wire.
+    sync; sleep 2
+    t0=$EPOCHREALTIME; DOCKER_HOST=$h $docker_cli pull "$ref" >/dev/null; t1=$EPOCHREALTIME
+    pull_s[$e]=$(secs "$t0" "$t1")
+  done
+  # Interop: what dockerd pushed (its own gzip), berthd pulls and runs.
+  interop=failed
+  DOCKER_HOST=${host[berth]} $docker_cli pull "$reg/bench/docker:5l" >/dev/null &&
+    DOCKER_HOST=${host[berth]} $docker_cli run --rm "$reg/bench/docker:5l" sh -c 'test -s /l5' && interop=ok
+  echo "| push to the registry, cold (s) | ${push_s[docker]} | ${push_s[berth]} |"
+  echo "| push again, every blob already there (s) | ${repush_s[docker]} | ${repush_s[berth]} |"
+  echo "| pull back after rmi, 5 layers over the wire (s) | ${pull_s[docker]} | ${pull_s[berth]} |"
+  echo "| berthd pulls and runs the image dockerd pushed | | $interop |"
+  for e in docker berth; do DOCKER_HOST=${host[$e]} $docker_cli rmi -f "$reg/bench/$e:5l" "$reg/bench/docker:5l" >/dev/null 2>&1 || true; done
+} | tee "$out/registry.md"
+kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true
 fi

@@ -195,6 +195,14 @@ func TestRegistryPushPull(t *testing.T) {
 		t.Errorf("--pull never: %s", r)
 	}
 
+	// A build whose base is not stored pulls it, as Docker's legacy builder does.
+	rmiQuiet(app)
+	dir := buildContext(t, map[string]string{"Dockerfile": "FROM " + app + "\nRUN cat /small\n"})
+	t.Cleanup(func() { rmiQuiet("it-from-registry:1") })
+	if r := legacyBuild(t, dir, "-t", "it-from-registry:1", "."); r.code != 0 || !strings.Contains(r.stdout, "Pulling from it/app") || !strings.Contains(r.stdout, "small") {
+		t.Errorf("build FROM an image only the registry has: %s", r)
+	}
+
 	// What skopeo pushes (an OCI manifest, its own compression), berthd pulls and runs.
 	if sk, err := exec.LookPath("skopeo"); err == nil {
 		oci := filepath.Join(t.TempDir(), "oci")

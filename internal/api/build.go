@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docker/docker/api/types/registry"
 	"io"
 	"net/http"
 	"strconv"
@@ -29,6 +31,9 @@ type BuildOptions struct {
 	Quiet       bool
 	// Remote is a git repository URL to build from instead of the body.
 	Remote string
+	// PullParent is --pull; Auths is X-Registry-Config, the client's credentials by registry.
+	PullParent bool
+	Auths      map[string]registry.AuthConfig
 	// Limits for RUN containers.
 	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
 	CpusetCpus                                         string
@@ -90,6 +95,16 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		}
 	}
 	opts.CpusetCpus = q.Get("cpusetcpus")
+	opts.PullParent = queryBool(r, "pull")
+	if h := r.Header.Get("X-Registry-Config"); h != "" {
+		b, err := base64.URLEncoding.DecodeString(h)
+		if err != nil {
+			b, err = base64.StdEncoding.DecodeString(h)
+		}
+		if err != nil || json.Unmarshal(b, &opts.Auths) != nil {
+			return errdefs.InvalidParameter(errors.New("invalid X-Registry-Config header"))
+		}
+	}
 	for key, dst := range map[string]*int64{"memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
 		if v := q.Get(key); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)

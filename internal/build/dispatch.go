@@ -64,6 +64,12 @@ func (b *builder) from(ctx context.Context, i int) (*stage, error) {
 		created = time.Unix(0, 0)
 	default:
 		img, err := b.svc.cfg.Images.Get(ctx, base)
+		if pull := b.svc.cfg.Pull; pull != nil && (b.opts.PullParent || errdefs.IsNotFound(err)) && !isImageID(base) {
+			if perr := pull(ctx, base, b.opts.Auths, b.stepOut); perr != nil {
+				return nil, perr
+			}
+			img, err = b.svc.cfg.Images.Get(ctx, base)
+		}
 		if err != nil {
 			if errdefs.IsNotFound(err) {
 				return nil, errdefs.NotFound(fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': %w", base, err))
@@ -448,4 +454,20 @@ func runArgs(c *instructions.RunCommand) []string {
 		full += "\n" + f.Data + f.Name
 	}
 	return []string{full}
+}
+
+// isImageID tells an image ID ("sha256:<hex>" or 64 hex digits), which no registry serves, from a name.
+func isImageID(ref string) bool {
+	if strings.HasPrefix(ref, "sha256:") {
+		return true
+	}
+	if len(ref) != 64 {
+		return false
+	}
+	for _, c := range ref {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"github.com/docker/docker/api/types/registry"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,6 +81,9 @@ type Config struct {
 	DB     *bolt.DB
 	Images Images
 	Runner Runner
+	// Pull fetches a base image that is not stored, or every base with --pull; nil means never. It
+	// writes its progress lines to out; auths are the registry credentials the client sent.
+	Pull func(ctx context.Context, ref string, auths map[string]registry.AuthConfig, out io.Writer) error
 }
 
 // Service builds images.
@@ -123,6 +127,10 @@ type Options struct {
 	Remote string
 	// Resources limit every RUN step's container.
 	Resources Resources
+	// PullParent (--pull) fetches base images even when stored; Auths are the client's credentials
+	// by registry (X-Registry-Config).
+	PullParent bool
+	Auths      map[string]registry.AuthConfig
 }
 
 // Result is a successful build.

@@ -159,6 +159,7 @@ func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptio
 		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote,
 		Resources: build.Resources{Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
 			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
+		PullParent: o.PullParent, Auths: o.Auths,
 	}, out)
 	return res.ID, err
 }

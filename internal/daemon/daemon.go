@@ -269,6 +269,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		Root: buildRoot(opts.DataRoot), DB: db,
 		Images: buildImages{s: imgs, sn: sn, tmp: buildRoot(opts.DataRoot)},
 		Runner: buildRunner{cs2},
+		Pull:   d.pullForBuild,
 	}); err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"strings"
+
+	"github.com/berth-dev/berth/internal/reference"
 
 	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -51,4 +54,33 @@ func parsePlatform(s string) (*ocispec.Platform, error) {
 		p.Variant = parts[2]
 	}
 	return p, nil
+}
+
+// pullForBuild fetches a build's base image, printing plain progress lines into the build output as
+// Docker's legacy builder does.
+func (d *Daemon) pullForBuild(ctx context.Context, ref string, auths map[string]registry.AuthConfig, out io.Writer) error {
+	var auth *registry.AuthConfig
+	if n, err := reference.ParseNormalizedNamed(ref); err == nil {
+		host := reference.Domain(n)
+		for k, a := range auths {
+			if k == host || strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://"), "/") == host ||
+				(host == "docker.io" && strings.Contains(k, "index.docker.io")) {
+				a := a
+				auth = &a
+				break
+			}
+		}
+	}
+	_, err := d.dist.Pull(ctx, ref, distribution.PullOptions{Auth: auth}, func(m jsonmessage.JSONMessage) {
+		if m.Progress != nil && m.Progress.Total > 0 {
+			return // byte counts are for terminals
+		}
+		switch {
+		case m.ID != "" && m.Status != "":
+			fmt.Fprintf(out, "%s: %s\n", m.ID, m.Status)
+		case m.Status != "":
+			fmt.Fprintln(out, m.Status)
+		}
+	})
+	return err
 }
