@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -292,6 +293,8 @@ type faultProxy struct {
 	sent     chan struct{} // closed once the cut point was reached
 	gets     map[string][]string
 	hits     int // transfers of blob since it was set
+	// tamper appends a space to every manifest; truncate serves blob a byte short.
+	tamper, truncate bool
 }
 
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -313,7 +316,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
 		p.gets[d] = append(p.gets[d], r.Header.Get("Range"))
 	}
-	cut, corrupt, hold, sent := p.cut, p.corrupt, p.hold, p.sent
+	cut, corrupt, hold, sent, tamper, truncate := p.cut, p.corrupt, p.hold, p.sent, p.tamper, p.truncate
 	if target && !p.cutEvery {
 		p.blob = "" // only the first transfer is broken
 	}
@@ -328,6 +331,18 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
+	}
+	if (tamper && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/")) || (truncate && target) {
+		b, _ := io.ReadAll(resp.Body)
+		if tamper {
+			b = append(b, ' ')
+		} else {
+			b = b[:len(b)-1]
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(b)
+		return
 	}
 	w.WriteHeader(resp.StatusCode)
 	if !target {
@@ -384,7 +399,8 @@ func layerDigests(t *testing.T, reg, repo, tag string) []string {
 func TestPullFaultsAndResume(t *testing.T) {
 	reg := startRegistry(t, "")
 	sum := buildAppImage(t, reg+"/it/faults:1", 4<<20)
-	mustDocker(t, "push", reg+"/it/faults:1")
+	pushOut := mustDocker(t, "push", reg+"/it/faults:1")
+	pushedDigest := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(pushOut[strings.LastIndex(pushOut, "digest:"):])
 	layers := layerDigests(t, reg, "it/faults", "1")
 	big := layers[1]
 
@@ -410,6 +426,27 @@ func TestPullFaultsAndResume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pulls, strings.Replace(big, ":", "-", 1))); err == nil {
 		t.Error("the corrupt blob was kept for resuming")
 	}
+
+	// A manifest that does not match the digest asked for, and a blob a byte short: refused, untagged.
+	proxy.mu.Lock()
+	proxy.blob, proxy.corrupt, proxy.tamper = "", false, true
+	proxy.mu.Unlock()
+	viaDigest := strings.TrimPrefix(srv.URL, "http://") + "/it/faults@" + pushedDigest
+	if r := docker(t, "pull", viaDigest); r.code == 0 || !strings.Contains(r.stderr, "manifest verification failed for digest "+pushedDigest) {
+		t.Errorf("pull of a tampered manifest by digest: %s", r)
+	}
+	proxy.mu.Lock()
+	proxy.tamper, proxy.truncate, proxy.blob = false, true, big
+	proxy.mu.Unlock()
+	if r := docker(t, "pull", via); r.code == 0 || !strings.Contains(r.stderr, "the manifest says") {
+		t.Errorf("pull of a truncated blob: %s", r)
+	}
+	if r := docker(t, "image", "inspect", via); r.code == 0 {
+		t.Error("a failed pull left a tagged image")
+	}
+	proxy.mu.Lock()
+	proxy.truncate = false
+	proxy.mu.Unlock()
 
 	// A registry that goes away in the middle of a blob: the pull fails; the next one resumes the
 	// blob where it broke and does not fetch the complete small layer again.

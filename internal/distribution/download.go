@@ -240,8 +240,10 @@ func (r *follower) Read(p []byte) (int, error) {
 
 func (r *follower) Close() error { return r.f.Close() }
 
-// httpFetch returns a fetch function for download.run that GETs url with a Range header.
-func httpFetch(client *http.Client, url string) func(ctx context.Context, offset int64) (io.ReadCloser, bool, error) {
+// httpFetch returns a fetch function for download.run that GETs url with a Range header. A response
+// whose length disagrees with the size the manifest gave is refused at once: that blob is not the
+// one asked for, and retrying will not change it.
+func httpFetch(client *http.Client, url string, size int64) func(ctx context.Context, offset int64) (io.ReadCloser, bool, error) {
 	return func(ctx context.Context, offset int64) (io.ReadCloser, bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -253,6 +255,14 @@ func httpFetch(client *http.Client, url string) func(ctx context.Context, offset
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil, false, transient(err)
+		}
+		want := size
+		if resp.StatusCode == http.StatusPartialContent {
+			want = size - offset
+		}
+		if (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) && resp.ContentLength >= 0 && resp.ContentLength != want {
+			resp.Body.Close()
+			return nil, false, errdefs.InvalidParameter(fmt.Errorf("blob is %d bytes from offset %d, the manifest says %d in all", resp.ContentLength, offset, size))
 		}
 		switch resp.StatusCode {
 		case http.StatusOK:

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/reference"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -65,7 +66,7 @@ func TestDownloadResumesAfterABreak(t *testing.T) {
 		b, _ := io.ReadAll(f)
 		got <- b
 	}()
-	d.run(context.Background(), httpFetch(srv.Client(), srv.URL), func(int64, int64) {})
+	d.run(context.Background(), httpFetch(srv.Client(), srv.URL, int64(len(blob))), func(int64, int64) {})
 	if d.err != nil {
 		t.Fatal(d.err)
 	}
@@ -91,7 +92,7 @@ func TestDownloadRejectsACorruptBlob(t *testing.T) {
 		}
 		f <- err
 	}()
-	d.run(context.Background(), httpFetch(srv.Client(), srv.URL), func(int64, int64) {})
+	d.run(context.Background(), httpFetch(srv.Client(), srv.URL, int64(len(blob))), func(int64, int64) {})
 	if d.err == nil || !strings.Contains(d.err.Error(), "verification failed") {
 		t.Fatalf("err = %v", d.err)
 	}
@@ -119,5 +120,22 @@ func TestInsecureAndServerNames(t *testing.T) {
 		if got := normalizeServer(in); got != want {
 			t.Errorf("normalizeServer(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestEndpointsPutMirrorsFirstForDockerHubOnly(t *testing.T) {
+	s := &Service{cfg: Config{Mirrors: []string{"http://mirror.local:5000/", "https://m2.example"}}}
+	hub, _ := reference.ParseNormalizedNamed("busybox")
+	eps := s.endpoints(hub, false)
+	if len(eps) != 3 || eps[0].host != "mirror.local:5000" || !eps[0].insecure || !eps[0].mirror ||
+		eps[1].host != "m2.example" || eps[1].insecure || eps[2].host != "docker.io" || eps[2].mirror {
+		t.Errorf("pull endpoints for Docker Hub: %+v", eps)
+	}
+	if eps := s.endpoints(hub, true); len(eps) != 1 || eps[0].host != "docker.io" {
+		t.Errorf("push never goes to a mirror: %+v", eps)
+	}
+	own, _ := reference.ParseNormalizedNamed("reg.example:5000/x/y:1")
+	if eps := s.endpoints(own, false); len(eps) != 1 || eps[0].host != "reg.example:5000" {
+		t.Errorf("other registries have no mirrors: %+v", eps)
 	}
 }

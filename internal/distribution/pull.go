@@ -136,7 +136,7 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, n reference.Named, 
 			defer func() { <-sem }()
 			unlock := s.lockBlob(l.Digest)
 			defer unlock()
-			d.run(pullCtx, httpFetch(r.client, r.base+"/blobs/"+l.Digest.String()), func(have, total int64) {
+			d.run(pullCtx, httpFetch(r.client, r.base+"/blobs/"+l.Digest.String(), l.Size), func(have, total int64) {
 				p.bytes(id, "Downloading", have, total)
 			})
 			if d.err == nil {
