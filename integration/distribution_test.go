@@ -219,6 +219,20 @@ func TestRegistryPushPull(t *testing.T) {
 		checkApp(t, sko, sum)
 	}
 
+	// A multi-platform index: berthd picks linux/amd64 and records the index's digest.
+	decoy := reg + "/it/app:decoy"
+	mustDocker(t, "tag", busybox, decoy)
+	t.Cleanup(func() { rmiQuiet(decoy) })
+	decoyOut := mustDocker(t, "push", decoy)
+	decoyDigest := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(decoyOut[strings.LastIndex(decoyOut, "digest:"):])
+	idxDigest := putIndex(t, reg, "it/app", "multi", manifestDigest, decoyDigest)
+	multi := reg + "/it/app:multi"
+	t.Cleanup(func() { rmiQuiet(multi) })
+	if out := mustDocker(t, "pull", multi); !strings.Contains(out, "Digest: "+idxDigest) {
+		t.Errorf("pull of an index: %s", out)
+	}
+	checkApp(t, multi, sum)
+
 	// Bad input: clear errors, exit 1, nothing tagged.
 	for _, c := range []struct{ ref, want string }{
 		{reg + "/it/app:nope", "manifest for " + reg + "/it/app:nope not found: manifest unknown"},
@@ -570,4 +584,39 @@ func TestRegistryTLS(t *testing.T) {
 	if out := mustDocker(t, "run", "--rm", "--network", "none", ref, "echo", "over tls"); out != "over tls" {
 		t.Errorf("run: %q", out)
 	}
+}
+
+// putIndex stores an OCI image index under repo:tag whose linux/amd64 entry is manifest and whose
+// linux/arm64 entry is decoy, and returns the index's digest.
+func putIndex(t *testing.T, reg, repo, tag, manifest, decoy string) string {
+	t.Helper()
+	idx := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[`+
+		`{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"%s","size":%d,"platform":{"architecture":"arm64","os":"linux"}},`+
+		`{"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}`,
+		decoy, manifestSize(t, reg, repo, decoy), "application/vnd.docker.distribution.manifest.v2+json", manifest, manifestSize(t, reg, repo, manifest))
+	req, _ := http.NewRequest(http.MethodPut, "http://"+reg+"/v2/"+repo+"/manifests/"+tag, strings.NewReader(idx))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT index: %s %s", resp.Status, body)
+	}
+	sum := sha256.Sum256([]byte(idx))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func manifestSize(t *testing.T, reg, repo, digest string) int64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, "http://"+reg+"/v2/"+repo+"/manifests/"+digest, nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.ContentLength
 }
