@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -31,8 +30,6 @@ type download struct {
 	have int64 // bytes on disk, all hashed
 	done bool
 	err  error // set with done when the blob could not be fetched or verified
-
-	consumed atomic.Bool // the unpacker read it to its verified end
 }
 
 func newDownload(dir string, dgst digest.Digest, size int64) *download {

@@ -112,6 +112,8 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, n reference.Named, 
 		id := shortDigest(l.Digest)
 		remote[i].DiffID = img.diffIDs[i]
 		if present[i] {
+			// A blob an earlier, failed pull left behind is of no more use.
+			os.Remove(newDownload(s.pulls, l.Digest, l.Size).path)
 			p.status(id, "Already exists")
 			continue
 		}
@@ -149,10 +151,7 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, n reference.Named, 
 			if err != nil {
 				return nil, err
 			}
-			return &doneReader{follower: f, done: func() {
-				d.consumed.Store(true)
-				p.status(id, "Pull complete")
-			}}, nil
+			return &doneReader{follower: f, done: func() { p.status(id, "Pull complete") }}, nil
 		}
 	}
 
@@ -172,9 +171,9 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, n reference.Named, 
 	cancel()
 	wg.Wait()
 	for _, d := range downloads {
-		// A file stays only while a later pull can use it: a complete blob not yet unpacked, or a
-		// broken transfer to resume.
-		if d != nil && (err == nil || d.consumed.Load() || (d.err != nil && !isTransient(d.err))) {
+		// After a failed pull every good byte stays for the next one to resume from or unpack again
+		// (layers unpacked side by side are dropped when one of them fails).
+		if d != nil && (err == nil || (d.err != nil && !isTransient(d.err))) {
 			os.Remove(d.path)
 		}
 	}

@@ -119,3 +119,6 @@ func HTTPStatus(err error) int {
 	}
 	return 500
 }
+
+// IsNotImplemented reports errors of KindNotImplemented.
+func IsNotImplemented(err error) bool { return KindOf(err) == KindNotImplemented }

@@ -9,9 +9,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/archive"
@@ -59,15 +61,29 @@ func (s *Service) writeImage(ctx context.Context, in newImage) (digest.Digest, [
 
 	diffIDs := make([]digest.Digest, 0, len(in.Layers))
 	sizes := make([]int64, 0, len(in.Layers))
-	chain := ""
-	for i, l := range in.Layers {
-		d, n, err := s.unpack(ctx, chain, l)
-		if err != nil {
-			return "", nil, fmt.Errorf("layer %d: %w", i+1, err)
+	parallel := len(in.Layers) > 1 && s.cfg.Snapshotter.Name() == "overlay"
+	for _, l := range in.Layers {
+		parallel = parallel && l.DiffID != ""
+	}
+	if parallel {
+		var err error
+		if sizes, err = s.unpackParallel(ctx, in.Layers); err != nil {
+			return "", nil, err
 		}
-		diffIDs = append(diffIDs, d)
-		sizes = append(sizes, n)
-		chain = chainOf(chain, d)
+		for _, l := range in.Layers {
+			diffIDs = append(diffIDs, l.DiffID)
+		}
+	} else {
+		chain := ""
+		for i, l := range in.Layers {
+			d, n, err := s.unpack(ctx, chain, l)
+			if err != nil {
+				return "", nil, fmt.Errorf("layer %d: %w", i+1, err)
+			}
+			diffIDs = append(diffIDs, d)
+			sizes = append(sizes, n)
+			chain = chainOf(chain, d)
+		}
 	}
 	cfgBytes, err := in.Config(diffIDs)
 	if err != nil {
@@ -124,70 +140,142 @@ func (s *Service) writeImage(ctx context.Context, in newImage) (digest.Digest, [
 // unpack makes sure the layer on top of parent is stored (blob) and unpacked (committed snapshot named
 // by its chain ID), reading the source once at most. It returns the diffID and the tar's size.
 func (s *Service) unpack(ctx context.Context, parent string, l layerSource) (digest.Digest, int64, error) {
+	chain := ""
+	if l.DiffID != "" {
+		chain = chainOf(parent, l.DiffID)
+	}
+	key, d, size, err := s.extract(ctx, chain, parent, l)
+	if err != nil || key == "" {
+		return d, size, err
+	}
+	// Commit even when another writer got there first: Conflict means the same content is unpacked.
+	if cerr := s.cfg.Snapshotter.Commit(ctx, chainOf(parent, d), key); cerr != nil {
+		s.cfg.Snapshotter.Remove(context.WithoutCancel(ctx), key)
+		if !errdefs.IsConflict(cerr) {
+			return "", 0, cerr
+		}
+	}
+	return d, size, nil
+}
+
+// unpackParallel unpacks layers whose diffIDs are all known side by side, each into a snapshot of its
+// own, and stacks them in order once every one is in. A pull's layers arrive in parallel, and this
+// lets each be unpacked as it arrives instead of waiting for the one below. Overlay only.
+func (s *Service) unpackParallel(ctx context.Context, layers []layerSource) ([]int64, error) {
+	sn := s.cfg.Snapshotter
+	n := len(layers)
+	chains := make([]string, n)
+	c := ""
+	for i, l := range layers {
+		c = chainOf(c, l.DiffID)
+		chains[i] = c
+	}
+	keys, sizes, errs := make([]string, n), make([]int64, n), make([]error, n)
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, l := range layers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			keys[i], _, sizes[i], errs[i] = s.extract(ctx2, chains[i], "", l)
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var err error
+	for i, e := range errs {
+		// The first real failure, not the cancellations it caused.
+		if e != nil && (err == nil || errors.Is(err, context.Canceled) && !errors.Is(e, context.Canceled)) {
+			err = fmt.Errorf("layer %d: %w", i+1, e)
+		}
+	}
+	parent := ""
+	for i := range layers {
+		if err == nil && keys[i] != "" {
+			cerr := sn.CommitOnto(ctx, chains[i], keys[i], parent)
+			if cerr == nil {
+				keys[i] = ""
+			} else if !errdefs.IsConflict(cerr) {
+				err = fmt.Errorf("layer %d: %w", i+1, cerr)
+			}
+		}
+		parent = chains[i]
+	}
+	for _, k := range keys {
+		if k != "" {
+			sn.Remove(context.WithoutCancel(ctx), k)
+		}
+	}
+	return sizes, err
+}
+
+// extract stores the layer's blob and unpacks it into a new active snapshot on top of parent, which
+// it returns the key of; key is "" when chain (the layer's chain ID, when known) is unpacked already.
+func (s *Service) extract(ctx context.Context, chain, parent string, l layerSource) (key string, d digest.Digest, size int64, err error) {
 	sn := s.cfg.Snapshotter
 	haveSnapshot := false
-	if l.DiffID != "" {
-		_, err := sn.Stat(ctx, chainOf(parent, l.DiffID))
+	if chain != "" {
+		_, err := sn.Stat(ctx, chain)
 		haveSnapshot = err == nil
 		if size, err := s.cfg.Content.Info(l.DiffID); err == nil && haveSnapshot {
-			return l.DiffID, size, nil
+			return "", l.DiffID, size, nil
 		}
 	}
 	rc, err := l.Open()
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	defer rc.Close()
 	r, err := decompress(rc)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	w, err := s.cfg.Content.Writer()
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	defer w.Close()
 
 	if haveSnapshot {
 		// Only the blob went missing; store it without unpacking again.
 		if _, err := io.Copy(w, archive.ContextReader(ctx, r)); err != nil {
-			return "", 0, err
+			return "", "", 0, err
 		}
-		return w.Commit(l.DiffID)
+		d, size, err := w.Commit(l.DiffID)
+		return "", d, size, err
 	}
 
-	key := extractPrefix + randomHex()
+	key = extractPrefix + randomHex()
 	if _, err := sn.Prepare(ctx, key, parent); err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
-	committed := false
 	defer func() {
-		if !committed {
+		if err != nil {
 			sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
 	upper, err := sn.UpperDir(ctx, key)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	opts := archive.ApplyOptions{Overlay: sn.Name() == "overlay"}
 	if _, err := archive.Apply(ctx, upper, io.TeeReader(r, w), opts); err != nil {
 		if ctx.Err() != nil {
-			return "", 0, ctx.Err()
+			return "", "", 0, ctx.Err()
 		}
-		return "", 0, errdefs.InvalidParameter(fmt.Errorf("unpack layer: %w", err))
+		return "", "", 0, errdefs.InvalidParameter(fmt.Errorf("unpack layer: %w", err))
 	}
-	d, size, err := w.Commit(l.DiffID)
+	d, size, err = w.Commit(l.DiffID)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
-	// Commit even when another writer got there first: Conflict means the same content is unpacked.
-	cerr := sn.Commit(ctx, chainOf(parent, d), key)
-	if cerr != nil && !errdefs.IsConflict(cerr) {
-		return "", 0, cerr
-	}
-	committed = cerr == nil
-	return d, size, nil
+	return key, d, size, nil
 }
 
 // decompress sniffs r and returns the uncompressed stream.

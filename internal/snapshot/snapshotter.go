@@ -54,6 +54,10 @@ type Snapshotter interface {
 	// Commit turns the active snapshot key into the committed snapshot name; key no longer exists
 	// afterwards. An existing name is an errdefs.Conflict.
 	Commit(ctx context.Context, name, key string) error
+	// CommitOnto commits key, prepared with no parent, as name on top of parent. It lets layers of one
+	// image be unpacked side by side and stacked afterwards; only the overlay snapshotter can (a copy
+	// snapshot holds its parent's files), the copying one says errdefs.NotImplemented.
+	CommitOnto(ctx context.Context, name, key, parent string) error
 	// Remove deletes a snapshot; one that is the parent of another is an errdefs.Conflict. The caller
 	// must have unmounted it.
 	Remove(ctx context.Context, key string) error
@@ -306,6 +310,18 @@ func bindMount(src string, ro bool) Mount {
 }
 
 func (s *snapshotter) Commit(ctx context.Context, name, key string) error {
+	return s.commit(name, key, nil)
+}
+
+func (s *snapshotter) CommitOnto(ctx context.Context, name, key, parent string) error {
+	if !s.overlay {
+		return errdefs.NotImplemented(errors.New("the copying snapshotter cannot stack a snapshot after the fact"))
+	}
+	return s.commit(name, key, &parent)
+}
+
+// commit turns key into name; with onto, the snapshot (which must have no parent) gets that parent.
+func (s *snapshotter) commit(name, key string, onto *string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketName)
 		r, err := getRecord(b, key)
@@ -320,6 +336,21 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string) error {
 		}
 		if b.Get([]byte(name)) != nil {
 			return errdefs.Conflict(fmt.Errorf("snapshot %s: already exists", name))
+		}
+		if onto != nil {
+			if r.Parent != "" {
+				return errdefs.InvalidParameter(fmt.Errorf("snapshot %s: already has parent %s", key, r.Parent))
+			}
+			if *onto != "" {
+				p, err := getRecord(b, *onto)
+				if err != nil {
+					return err
+				}
+				if p.Kind != KindCommitted {
+					return errdefs.InvalidParameter(fmt.Errorf("snapshot %s: parent %s is not committed", key, *onto))
+				}
+			}
+			r.Parent = *onto
 		}
 		r.Kind = KindCommitted
 		r.Created = time.Now().UTC()

@@ -39,6 +39,7 @@ func runSuite(t *testing.T, newFn factory) {
 		{"ChildSeesParentAndWhiteout", testChildSeesParent},
 		{"RemoveWithChildrenRefused", testRemoveWithChildren},
 		{"KeyConflicts", testConflicts},
+		{"CommitOnto", testCommitOnto},
 		{"OrphansRemovedOnOpen", func(t *testing.T, sn Snapshotter, root string) { testOrphans(t, sn, root, newFn) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,5 +217,42 @@ func testOrphans(t *testing.T, sn Snapshotter, root string, newFn factory) {
 	}
 	if _, err := sn.UpperDir(ctx, "kept"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Layers unpacked side by side and stacked at commit look as if unpacked one on the other.
+func testCommitOnto(t *testing.T, sn Snapshotter, _ string) {
+	sn.Prepare(ctx, "l1", "")
+	sn.Prepare(ctx, "l2", "")
+	layer(t, sn, "l2", map[string]string{"etc/c": "c"}, "etc/b")
+	layer(t, sn, "l1", map[string]string{"etc/a": "a", "etc/b": "b"})
+	if sn.Name() != "overlay" {
+		if err := sn.CommitOnto(ctx, "c1", "l1", ""); !errdefs.IsNotImplemented(err) {
+			t.Fatalf("copying snapshotter: %v", err)
+		}
+		return
+	}
+	if err := sn.CommitOnto(ctx, "c2", "l2", "missing"); !errdefs.IsNotFound(err) {
+		t.Fatalf("onto a missing parent: %v", err)
+	}
+	if err := sn.CommitOnto(ctx, "c1", "l1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.CommitOnto(ctx, "c2", "l2", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := sn.Prepare(ctx, "container", "c2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := mountAt(t, mounts)
+	for name, want := range map[string]bool{"etc/a": true, "etc/b": false, "etc/c": true} {
+		if _, err := os.Stat(filepath.Join(root, name)); (err == nil) != want {
+			t.Errorf("%s visible=%v, want %v", name, err == nil, want)
+		}
+	}
+	sn.Prepare(ctx, "l3", "c1")
+	if err := sn.CommitOnto(ctx, "c3", "l3", "c2"); !errdefs.IsInvalidParameter(err) {
+		t.Errorf("CommitOnto of a snapshot that has a parent: %v", err)
 	}
 }
