@@ -100,8 +100,8 @@ func startRegistryOn(t *testing.T, ip, htpasswd string, tlsFiles *registryTLS) s
 }
 
 // buildAppImage builds a three-layer image (busybox, a random blob of size bytes, a small file) and
-// returns the blob's sha256 so a pulled copy can be checked.
-func buildAppImage(t *testing.T, tag string, size int) string {
+// returns the blob's sha256, so a pulled copy can be checked, and the build context.
+func buildAppImage(t *testing.T, tag string, size int) (string, string) {
 	t.Helper()
 	big := make([]byte, size)
 	rand.Read(big)
@@ -116,7 +116,7 @@ func buildAppImage(t *testing.T, tag string, size int) string {
 		t.Fatalf("build: %s", r)
 	}
 	t.Cleanup(func() { dockerCmd("rmi", "-f", tag).Run() })
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:]), dir
 }
 
 // checkApp runs image and checks its content is what buildAppImage put there.
@@ -135,7 +135,7 @@ func rmiQuiet(refs ...string) {
 func TestRegistryPushPull(t *testing.T) {
 	reg := startRegistry(t, "")
 	app := reg + "/it/app:1"
-	sum := buildAppImage(t, app, 3<<20)
+	sum, appCtx := buildAppImage(t, app, 3<<20)
 
 	out := mustDocker(t, "push", app)
 	if n := strings.Count(out, ": Pushed"); n != 3 {
@@ -202,6 +202,14 @@ func TestRegistryPushPull(t *testing.T) {
 	t.Cleanup(func() { rmiQuiet("it-from-registry:1") })
 	if r := legacyBuild(t, dir, "-t", "it-from-registry:1", "."); r.code != 0 || !strings.Contains(r.stdout, "Pulling from it/app") || !strings.Contains(r.stdout, "small") {
 		t.Errorf("build FROM an image only the registry has: %s", r)
+	}
+
+	// --cache-from an image only the registry has: pulled, and its steps reused.
+	rmiQuiet(app, "it-from-registry:1")
+	t.Cleanup(func() { rmiQuiet("it-cachefrom:1") })
+	if r := legacyBuild(t, appCtx, "--cache-from", app, "-t", "it-cachefrom:1", "."); r.code != 0 ||
+		!strings.Contains(r.stdout, "Pulling from it/app") || strings.Count(r.stdout, "Using cache") != 2 {
+		t.Errorf("build --cache-from a registry image: %s", r)
 	}
 
 	// What skopeo pushes (an OCI manifest, its own compression), berthd pulls and runs.
@@ -412,7 +420,7 @@ func layerDigests(t *testing.T, reg, repo, tag string) []string {
 
 func TestPullFaultsAndResume(t *testing.T) {
 	reg := startRegistry(t, "")
-	sum := buildAppImage(t, reg+"/it/faults:1", 4<<20)
+	sum, _ := buildAppImage(t, reg+"/it/faults:1", 4<<20)
 	pushOut := mustDocker(t, "push", reg+"/it/faults:1")
 	pushedDigest := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(pushOut[strings.LastIndex(pushOut, "digest:"):])
 	layers := layerDigests(t, reg, "it/faults", "1")

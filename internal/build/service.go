@@ -181,6 +181,13 @@ func (s *Service) Build(ctx context.Context, src io.Reader, opts Options, out io
 	}
 	for _, ref := range opts.CacheFrom {
 		img, err := s.cfg.Images.Get(ctx, ref)
+		if errdefs.IsNotFound(err) && s.cfg.Pull != nil && !isImageID(ref) {
+			// A cache source only a registry has is pulled, layers and history, so its steps can be
+			// reused here (Docker's legacy builder needs it pulled by hand first).
+			if perr := s.cfg.Pull(ctx, ref, opts.Auths, b.stepOut); perr == nil {
+				img, err = s.cfg.Images.Get(ctx, ref)
+			}
+		}
 		if err != nil {
 			fmt.Fprintf(b.stepOut, "[Warning] cache source %s not found, skipping it\n", ref)
 			continue
