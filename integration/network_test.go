@@ -26,7 +26,9 @@ import (
 )
 
 // testBridge is the integration daemon's default bridge, kept apart from an installed berthd's berth0.
-const testBridge = "berthit0"
+// Its name carries the test process's pid, so that test runs from several checkouts on one machine do
+// not tear down each other's bridge.
+var testBridge = fmt.Sprintf("berthit%d", os.Getpid()%100000)
 
 // peer is a network namespace the test made, standing for another host: it is joined to the host by
 // a veth pair, hostIP on the host's end and IP on its own.
