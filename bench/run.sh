@@ -25,6 +25,7 @@ mkdir -p "$out"
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 sock=$work/exec/berth.sock
 started_dockerd=""
+had_docker0=$(ip -o link show docker0 2>/dev/null || true)
 cleanup() {
   set +e
   if [ -S "$sock" ]; then
@@ -40,6 +41,8 @@ cleanup() {
   if [ -n "$started_dockerd" ] && dpid=$(cat /run/docker-ref.pid 2>/dev/null); then
     kill "$dpid"
     for _ in $(seq 400); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+    # dockerd leaves its bridge behind on purpose; this run made it, so it goes.
+    [ -z "$had_docker0" ] && ip link del docker0 2>/dev/null
   fi
   grep -o "$work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
