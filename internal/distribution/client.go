@@ -119,8 +119,9 @@ type repo struct {
 	client *http.Client
 }
 
-// open pings the registry, does whatever auth it asks for and returns a client scoped to path.
-func (s *Service) open(ctx context.Context, ep endpoint, path string, auth *registry.AuthConfig, push bool, extraScopes ...string) (*repo, error) {
+// registryFor names ep's registry for go-containerregistry (Docker Hub's API host for "docker.io") and
+// gives the HTTP transport to reach it.
+func (s *Service) registryFor(ep endpoint) (name.Registry, *http.Transport, error) {
 	host := ep.host
 	if host == "docker.io" {
 		host = "index.docker.io"
@@ -131,9 +132,15 @@ func (s *Service) open(ctx context.Context, ep endpoint, path string, auth *regi
 	}
 	reg, err := name.NewRegistry(host, opts...)
 	if err != nil {
-		return nil, errdefs.InvalidParameter(err)
+		return reg, nil, errdefs.InvalidParameter(err)
 	}
 	base, err := s.baseTransport(ep)
+	return reg, base, err
+}
+
+// open pings the registry, does whatever auth it asks for and returns a client scoped to path.
+func (s *Service) open(ctx context.Context, ep endpoint, path string, auth *registry.AuthConfig, push bool, extraScopes ...string) (*repo, error) {
+	reg, base, err := s.registryFor(ep)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +153,7 @@ func (s *Service) open(ctx context.Context, ep endpoint, path string, auth *regi
 	scopes := append([]string{"repository:" + path + ":" + action}, extraScopes...)
 	rt, err := transport.NewWithContext(ctx, reg, authenticator(auth), base, scopes)
 	if err != nil {
-		return nil, pingError(host, err)
+		return nil, pingError(reg.RegistryStr(), err)
 	}
 	return &repo{ep: ep, path: path, base: "https://" + reg.RegistryStr() + "/v2/" + path, client: &http.Client{Transport: rt}}, nil
 }

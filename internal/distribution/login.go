@@ -7,7 +7,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/registry"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -15,26 +14,13 @@ import (
 // keep credentials in their own config file and send them with each pull and push.
 func (s *Service) Login(ctx context.Context, auth *registry.AuthConfig) (registry.AuthenticateOKBody, error) {
 	host := normalizeServer(auth.ServerAddress)
-	ep := endpoint{host: host, insecure: s.isInsecure(host)}
-	regHost := host
-	if regHost == "docker.io" {
-		regHost = "index.docker.io"
-	}
-	opts := []name.Option{name.WeakValidation}
-	if ep.insecure {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(regHost, opts...)
-	if err != nil {
-		return registry.AuthenticateOKBody{}, errdefs.InvalidParameter(err)
-	}
-	base, err := s.baseTransport(ep)
+	reg, base, err := s.registryFor(endpoint{host: host, insecure: s.isInsecure(host)})
 	if err != nil {
 		return registry.AuthenticateOKBody{}, err
 	}
 	rt, err := transport.NewWithContext(ctx, reg, authenticator(auth), base, nil)
 	if err != nil {
-		return registry.AuthenticateOKBody{}, pingError(regHost, err)
+		return registry.AuthenticateOKBody{}, pingError(reg.RegistryStr(), err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+reg.RegistryStr()+"/v2/", nil)
 	if err != nil {

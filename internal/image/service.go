@@ -255,9 +255,14 @@ func getRecord(tx *bolt.Tx, id digest.Digest) (record, error) {
 }
 
 // tagsOf returns the normalised references that point at id, sorted.
-func tagsOf(tx *bolt.Tx, id digest.Digest) []reference.Named {
+func tagsOf(tx *bolt.Tx, id digest.Digest) []reference.Named { return refsOf(tx, bucketTags, id) }
+
+// digestsOf lists the "name@digest" references of an image, sorted.
+func digestsOf(tx *bolt.Tx, id digest.Digest) []reference.Named { return refsOf(tx, bucketDigests, id) }
+
+func refsOf(tx *bolt.Tx, bucket []byte, id digest.Digest) []reference.Named {
 	var out []reference.Named
-	tx.Bucket(bucketTags).ForEach(func(k, v []byte) error {
+	tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 		if digest.Digest(v) == id {
 			if n, err := reference.ParseNormalizedNamed(string(k)); err == nil {
 				out = append(out, n)
@@ -272,21 +277,6 @@ func tagsOf(tx *bolt.Tx, id digest.Digest) []reference.Named {
 // digestKey is how a digested reference is keyed in bucketDigests: the name and digest, no tag.
 func digestKey(c reference.Canonical) string {
 	return reference.TrimNamed(c).String() + "@" + c.Digest().String()
-}
-
-// digestsOf lists the "name@digest" references of an image, sorted.
-func digestsOf(tx *bolt.Tx, id digest.Digest) []reference.Named {
-	var out []reference.Named
-	tx.Bucket(bucketDigests).ForEach(func(k, v []byte) error {
-		if digest.Digest(v) == id {
-			if n, err := reference.ParseNormalizedNamed(string(k)); err == nil {
-				out = append(out, n)
-			}
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out
 }
 
 func familiar(refs []reference.Named) []string {

@@ -146,11 +146,7 @@ func testChildSeesParent(t *testing.T, sn Snapshotter, _ string) {
 		t.Fatal(err)
 	}
 	root := mountAt(t, mounts)
-	for name, want := range map[string]bool{"etc/a": true, "etc/b": false, "etc/c": true} {
-		if _, err := os.Stat(filepath.Join(root, name)); (err == nil) != want {
-			t.Errorf("%s visible=%v, want %v", name, err == nil, want)
-		}
-	}
+	checkVisible(t, root, map[string]bool{"etc/a": true, "etc/b": false, "etc/c": true})
 	// Writes in the container never reach the committed layers.
 	os.WriteFile(filepath.Join(root, "etc/a"), []byte("changed"), 0o644)
 	mounts, _ = sn.Mounts(ctx, "c2")
@@ -246,13 +242,18 @@ func testCommitOnto(t *testing.T, sn Snapshotter, _ string) {
 		t.Fatal(err)
 	}
 	root := mountAt(t, mounts)
-	for name, want := range map[string]bool{"etc/a": true, "etc/b": false, "etc/c": true} {
-		if _, err := os.Stat(filepath.Join(root, name)); (err == nil) != want {
-			t.Errorf("%s visible=%v, want %v", name, err == nil, want)
-		}
-	}
+	checkVisible(t, root, map[string]bool{"etc/a": true, "etc/b": false, "etc/c": true})
 	sn.Prepare(ctx, "l3", "c1")
 	if err := sn.CommitOnto(ctx, "c3", "l3", "c2"); !errdefs.IsInvalidParameter(err) {
 		t.Errorf("CommitOnto of a snapshot that has a parent: %v", err)
+	}
+}
+
+func checkVisible(t *testing.T, root string, want map[string]bool) {
+	t.Helper()
+	for name, w := range want {
+		if _, err := os.Stat(filepath.Join(root, name)); (err == nil) != w {
+			t.Errorf("%s visible=%v, want %v", name, err == nil, w)
+		}
 	}
 }
