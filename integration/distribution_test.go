@@ -227,6 +227,22 @@ func TestRegistryPushPull(t *testing.T) {
 		checkApp(t, sko, sum)
 	}
 
+	// On a terminal berth keeps one live line per layer (cursor moves redraw it in place).
+	if scriptBin, err := exec.LookPath("script"); err == nil {
+		// An image of its own, whose layers no container holds on to.
+		term := reg + "/it/term:1"
+		buildAppImage(t, term, 2<<20)
+		mustDocker(t, "push", term)
+		rmiQuiet(term)
+		cmd := exec.Command(scriptBin, "-qfc", env.berth+" pull "+term, "/dev/null")
+		cmd.Env = berthCmd().Env
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Downloading") || !strings.Contains(string(out), "Extracting") ||
+			!strings.Contains(string(out), "\x1b[1A") || !strings.Contains(string(out), "Pull complete") {
+			t.Errorf("berth pull on a terminal: %v\n%s", err, out)
+		}
+	}
+
 	// A multi-platform index: berthd picks linux/amd64 and records the index's digest.
 	decoy := reg + "/it/app:decoy"
 	mustDocker(t, "tag", busybox, decoy)
