@@ -137,6 +137,7 @@ func TestRegistryPushPull(t *testing.T) {
 	app := reg + "/it/app:1"
 	sum, appCtx := buildAppImage(t, app, 3<<20)
 
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
 	out := mustDocker(t, "push", app)
 	if n := strings.Count(out, ": Pushed"); n != 3 {
 		t.Errorf("first push: %d layers pushed, want 3:\n%s", n, out)
@@ -177,6 +178,11 @@ func TestRegistryPushPull(t *testing.T) {
 	checkApp(t, app, sum)
 	if out := mustDocker(t, "pull", app); !strings.Contains(out, "Status: Image is up to date for "+app) {
 		t.Errorf("second pull:\n%s", out)
+	}
+	events := mustDocker(t, "events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	if !strings.Contains(events, "push "+app) || !strings.Contains(events, "pull "+app) {
+		t.Errorf("image events:\n%s", events)
 	}
 	repoDigests := mustDocker(t, "image", "inspect", "-f", "{{json .RepoDigests}}", app)
 	if !strings.Contains(repoDigests, reg+"/it/app@"+manifestDigest) {

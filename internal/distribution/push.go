@@ -138,7 +138,7 @@ func (s *Service) pushTag(ctx context.Context, r *repo, t reference.Named, p *pr
 	}
 	dg := digest.FromBytes(body)
 	if c, err := reference.WithDigest(reference.TrimNamed(t), dg); err == nil {
-		s.cfg.Images.AddDigest(img.ID, c)
+		s.cfg.Images.Pushed(img.ID, t, c)
 	}
 	p.line("%s: digest: %s size: %d", tag, dg, len(body))
 	p.aux(map[string]any{"Tag": tag, "Digest": dg.String(), "Size": len(body)})

@@ -26,7 +26,7 @@ type Images interface {
 	Get(ctx context.Context, ref string) (*image.Image, error)
 	ConfigBytes(id digest.Digest) ([]byte, error)
 	OpenLayer(diffID digest.Digest) (io.ReadCloser, error)
-	AddDigest(id digest.Digest, c reference.Canonical) error
+	Pushed(id digest.Digest, tag reference.Named, c reference.Canonical) error
 	RepoTags(repo reference.Named) []reference.Named
 }
 

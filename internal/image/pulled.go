@@ -80,11 +80,15 @@ func (s *Service) ConfigBytes(id digest.Digest) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, maxConfigSize))
 }
 
-// AddDigest records that a registry holds image id under c ("name@digest"), as a push learns.
-func (s *Service) AddDigest(id digest.Digest, c reference.Canonical) error {
-	return s.cfg.DB.Update(func(tx *bolt.Tx) error {
+// Pushed records that a registry holds image id as tag under c ("name@digest"), and reports the push.
+func (s *Service) Pushed(id digest.Digest, tag reference.Named, c reference.Canonical) error {
+	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDigests).Put([]byte(digestKey(c)), []byte(id))
 	})
+	if err == nil {
+		s.event("push", id.String(), reference.FamiliarString(tag))
+	}
+	return err
 }
 
 // RepoTags lists the tags of one repository ("docker.io/library/busybox"), sorted, with their images:
