@@ -262,6 +262,11 @@ func TestRegistryPushPull(t *testing.T) {
 		t.Errorf("pull of an index: %s", out)
 	}
 	checkApp(t, multi, sum)
+	// -a: every tag the registry lists for the repository.
+	if out := mustDocker(t, "pull", "-a", reg+"/it/app"); !strings.Contains(out, "it/app:1") ||
+		!strings.Contains(out, "it/app:decoy") || !strings.Contains(out, "it/app:multi") {
+		t.Errorf("pull -a:\n%s", out)
+	}
 
 	// Bad input: clear errors, exit 1, nothing tagged.
 	for _, c := range []struct{ ref, want string }{

@@ -16,7 +16,8 @@ import (
 // RegistryBackend is what pull, push and login need.
 type RegistryBackend interface {
 	// Pull fetches ref ("name:tag" or "name@digest") for platform ("" = this machine's, or "os/arch").
-	Pull(ctx context.Context, ref string, auth *registry.AuthConfig, platform string, progress func(jsonmessage.JSONMessage)) error
+	// allTags pulls every tag when ref names only a repository.
+	Pull(ctx context.Context, ref string, auth *registry.AuthConfig, platform string, allTags bool, progress func(jsonmessage.JSONMessage)) error
 	// Push sends ref to its registry; a name without a tag pushes every tag of that repository.
 	Push(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonmessage.JSONMessage)) error
 	// Login checks the credentials against the registry.
@@ -55,7 +56,8 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request, from string) 
 		return err
 	}
 	stream := newJSONStream(w)
-	err = s.registry.Pull(r.Context(), ref, auth, q.Get("platform"), stream.send)
+	// An empty tag asks for every tag of the repository (docker pull -a).
+	err = s.registry.Pull(r.Context(), ref, auth, q.Get("platform"), q.Get("tag") == "", stream.send)
 	return stream.finish(err)
 }
 

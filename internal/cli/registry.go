@@ -146,10 +146,24 @@ func newPullCommand(e *env) *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if all {
-				return errors.New("--all-tags is not supported")
+			n, err := reference.ParseNormalizedNamed(args[0])
+			if err != nil {
+				return fmt.Errorf("invalid reference format: %w", err)
 			}
-			if n, err := reference.ParseNormalizedNamed(args[0]); err == nil && reference.IsNameOnly(n) {
+			if all && !reference.IsNameOnly(n) {
+				return errors.New("tag can't be used with --all-tags/-a")
+			}
+			if all {
+				return e.do(cmd.Context(), func(c *client.Client) error {
+					rc, err := c.ImagePull(cmd.Context(), n.String(), image.PullOptions{All: true, RegistryAuth: e.authFor(n.String()), Platform: platform})
+					if err != nil {
+						return err
+					}
+					defer rc.Close()
+					return e.showProgress(rc, e.Out)
+				})
+			}
+			if reference.IsNameOnly(n) {
 				fmt.Fprintln(e.Out, "Using default tag: latest")
 			}
 			return e.pull(cmd.Context(), args[0], platform, quiet, e.Out)

@@ -19,8 +19,8 @@ import (
 // registryBackend serves pull, push and login from the distribution service.
 type registryBackend struct{ s *distribution.Service }
 
-func (b registryBackend) Pull(ctx context.Context, ref string, auth *registry.AuthConfig, platform string, progress func(jsonmessage.JSONMessage)) error {
-	opts := distribution.PullOptions{Auth: auth}
+func (b registryBackend) Pull(ctx context.Context, ref string, auth *registry.AuthConfig, platform string, allTags bool, progress func(jsonmessage.JSONMessage)) error {
+	opts := distribution.PullOptions{Auth: auth, AllTags: allTags}
 	if platform != "" {
 		p, err := parsePlatform(platform)
 		if err != nil {

@@ -38,7 +38,9 @@ const maxConfigSize = 64 << 20
 
 // PullOptions are the parts of a pull request besides the reference.
 type PullOptions struct {
-	Auth     *registry.AuthConfig
+	Auth *registry.AuthConfig
+	// AllTags pulls every tag of a repository named without tag or digest (the API's empty tag).
+	AllTags  bool
 	Platform *ocispec.Platform // nil: linux and this machine's architecture
 }
 
@@ -47,6 +49,9 @@ func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions, out Pr
 	n, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return "", errdefs.InvalidParameter(fmt.Errorf("invalid reference format: %w", err))
+	}
+	if reference.IsNameOnly(n) && opts.AllTags {
+		return "", s.pullAllTags(ctx, n, opts, out)
 	}
 	n = reference.TagNameOnly(n)
 	p := newProgress(out)
@@ -362,4 +367,63 @@ func (r *repo) getBlob(ctx context.Context, desc ocispec.Descriptor) ([]byte, er
 		return nil, errdefs.InvalidParameter(fmt.Errorf("blob %s failed verification: got %s", desc.Digest, got))
 	}
 	return b, nil
+}
+
+// pullAllTags pulls every tag the registry lists for repository n.
+func (s *Service) pullAllTags(ctx context.Context, n reference.Named, opts PullOptions, out Progress) error {
+	ep := s.endpoints(n, false)
+	r, err := s.open(ctx, ep[len(ep)-1], reference.Path(n), opts.Auth, false)
+	if err != nil {
+		return err
+	}
+	tags, err := r.listTags(ctx)
+	if err != nil {
+		return manifestError(n, err)
+	}
+	if len(tags) == 0 {
+		return errdefs.NotFound(fmt.Errorf("repository %s has no tags", reference.FamiliarName(n)))
+	}
+	for _, tag := range tags {
+		t, err := reference.WithTag(n, tag)
+		if err != nil {
+			continue
+		}
+		if _, err := s.Pull(ctx, t.String(), PullOptions{Auth: opts.Auth, Platform: opts.Platform}, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listTags follows the tag list's pagination (Link headers) to the end.
+func (r *repo) listTags(ctx context.Context) ([]string, error) {
+	var all []string
+	next := r.base + "/tags/list?n=1000"
+	for next != "" {
+		resp, err := r.do(ctx, http.MethodGet, next, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Tags []string `json:"tags"`
+		}
+		if resp.StatusCode != http.StatusOK {
+			err = registryError(resp, "tags")
+		} else {
+			err = json.NewDecoder(io.LimitReader(resp.Body, maxManifestSize)).Decode(&page)
+		}
+		link := resp.Header.Get("Link")
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Tags...)
+		next = ""
+		if i, j := strings.IndexByte(link, '<'), strings.IndexByte(link, '>'); i >= 0 && j > i {
+			if u, err := resp.Request.URL.Parse(link[i+1 : j]); err == nil {
+				next = u.String()
+			}
+		}
+	}
+	return all, nil
 }
