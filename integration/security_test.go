@@ -114,6 +114,33 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 	})
 
+	t.Run("runc enforces the same spec", func(t *testing.T) {
+		if _, err := exec.LookPath("runc"); err != nil {
+			t.Skip("runc not installed")
+		}
+		for _, tc := range []struct {
+			op    string
+			flags []string
+			ok    bool
+		}{
+			{"keyctl", nil, false},
+			{"keyctl", []string{"--security-opt", "seccomp=unconfined"}, true},
+			{"unshare-mnt", nil, false},
+			{"unshare-mnt", []string{"--cap-add", "SYS_ADMIN"}, true},
+			{"chown", []string{"--cap-drop", "CHOWN"}, false},
+		} {
+			args := append(append([]string{"run", "--rm", "--runtime", "runc"}, tc.flags...), img, "/secprobe", tc.op)
+			r := docker(t, args...)
+			if got := r.code == 0; got != tc.ok {
+				t.Errorf("runc: %s with %v: worked=%v, want %v\n%s", tc.op, tc.flags, got, tc.ok, r)
+			}
+		}
+		r := docker(t, "run", "--rm", "--runtime", "runc", "--device", "/dev/loop-control:/dev/lc", img, "sh", "-c", ": < /dev/lc && echo opened")
+		if r.code != 0 || !strings.Contains(r.stdout, "opened") {
+			t.Errorf("runc --device: %s", r)
+		}
+	})
+
 	t.Run("custom profile", func(t *testing.T) {
 		prof := writeTemp(t, `{
   "defaultAction": "SCMP_ACT_ALLOW",

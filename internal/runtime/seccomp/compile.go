@@ -110,7 +110,7 @@ type rule struct {
 
 // Compile builds the filter program for s. An error means the profile cannot be enforced as written
 // (an unknown action, operator or architecture, an argument index above 5, too big a program).
-func Compile(s *specs.LinuxSeccomp) ([]bpf.Instruction, error) {
+func Compile(s *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 	def, err := Action(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func Compile(s *specs.LinuxSeccomp) ([]bpf.Instruction, error) {
 		}
 	}
 
-	p := &program{}
+	p := &program{insns: make([]bpf.RawInstruction, 0, 1024*len(wanted))}
 	// Dispatch on the architecture; x86_64 and x32 share one audit value, told apart by the nr bit.
 	p.load(offArch)
 	var sections []*arch.Info
@@ -156,7 +156,7 @@ func Compile(s *specs.LinuxSeccomp) ([]bpf.Instruction, error) {
 		sections = append(sections, info)
 		if !slices.Contains(audits, info.ID) {
 			audits = append(audits, info.ID)
-			p.emit(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(info.ID), SkipTrue: 1})
+			p.skipIfNot(uint32(info.ID))
 			p.jump(fmt.Sprintf("arch:%x", uint32(info.ID)))
 		}
 	}
@@ -177,7 +177,7 @@ func Compile(s *specs.LinuxSeccomp) ([]bpf.Instruction, error) {
 		}
 		if id == arch.X86_64.ID {
 			// Split off x32 calls, even when only one of the two ABIs is allowed.
-			p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32SyscallBit, SkipTrue: 1})
+			p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32SyscallBit, SkipTrue: 1}.Assemble())
 			p.jump("x86_64")
 			if x32 == nil {
 				p.ret(retKillProcess)
@@ -235,36 +235,45 @@ func rulesOf(args []specs.LinuxSeccompArg, ret uint32) []rule {
 // syscalls emits, for the architecture's numbering (nr already in A), the dispatch on the syscall number
 // and each syscall's rules.
 func (p *program) syscalls(info *arch.Info, list []specs.LinuxSyscall, def uint32) {
-	byNr := map[int][]rule{}
+	// Indexed by the number without the ABI bit: syscall numbers are small, and this is the hot part of
+	// a compile (a map here costs more than the rest).
+	byNr := make([][]rule, 1024)
 	for _, sc := range list {
 		ret, _ := Action(sc.Action, sc.ErrnoRet) // checked by Compile
+		rules := rulesOf(sc.Args, ret)
 		for _, name := range sc.Names {
 			nr, ok := info.SyscallNames[name]
 			if !ok {
 				continue
 			}
-			nr |= info.SeccompMask
-			byNr[nr] = append(byNr[nr], rulesOf(sc.Args, ret)...)
+			for nr >= len(byNr) {
+				byNr = append(byNr, make([][]rule, len(byNr))...)
+			}
+			byNr[nr] = append(byNr[nr], rules...)
 		}
 	}
-	nrs := make([]int, 0, len(byNr))
+	var nrs []int
 	for nr, rules := range byNr {
-		// Unconditional rules after the conditional ones: the first one that applies decides.
-		sort.SliceStable(rules, func(i, j int) bool { return len(rules[i].args) > 0 && len(rules[j].args) == 0 })
+		if len(rules) == 0 {
+			continue
+		}
+		if len(rules) > 1 {
+			// Unconditional rules after the conditional ones: the first one that applies decides.
+			sort.SliceStable(rules, func(i, j int) bool { return len(rules[i].args) > 0 && len(rules[j].args) == 0 })
+		}
 		nrs = append(nrs, nr)
 	}
-	sort.Ints(nrs)
 	prefix := info.Name + ":"
 	var blocks []int
 	for _, nr := range nrs {
 		rules := byNr[nr]
 		if len(rules[0].args) == 0 {
 			// The common case, inline: jeq nr; ret action.
-			p.emit(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: 1})
+			p.skipIfNot(uint32(nr | info.SeccompMask))
 			p.ret(rules[0].ret)
 			continue
 		}
-		p.emit(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: 1})
+		p.skipIfNot(uint32(nr | info.SeccompMask))
 		p.jump(fmt.Sprintf("%s%d", prefix, nr))
 		blocks = append(blocks, nr)
 	}
@@ -305,10 +314,10 @@ func (p *program) cond(a specs.LinuxSeccompArg, fail string) {
 		// (arg & value) == valueTwo, libseccomp's SCMP_CMP_MASKED_EQ(mask, datum).
 		wHi, wLo := uint32(a.ValueTwo>>32), uint32(a.ValueTwo)
 		p.load(hi)
-		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vHi})
+		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vHi}.Assemble())
 		p.jumpIf(bpf.JumpEqual, wHi, "", fail)
 		p.load(lo)
-		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vLo})
+		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vLo}.Assemble())
 		p.jumpIf(bpf.JumpEqual, wLo, "", fail)
 	case specs.OpGreaterThan, specs.OpGreaterEqual, specs.OpLessThan, specs.OpLessEqual:
 		// Decided by the high words unless they are equal, then by the low words (unsigned).

@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"testing"
 
@@ -23,6 +24,19 @@ func call(audit arch.AuditArch, nr int, args ...uint64) []byte {
 		binary.BigEndian.PutUint32(b[16+8*i+4:], uint32(a>>32))
 	}
 	return b
+}
+
+// newVM compiles p and loads it in x/net/bpf's interpreter, which checks the program as it disassembles.
+func newVM(p *specs.LinuxSeccomp) (*bpf.VM, error) {
+	raw, err := Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		return nil, fmt.Errorf("program does not disassemble")
+	}
+	return bpf.NewVM(insns)
 }
 
 func run(t *testing.T, vm *bpf.VM, in []byte) uint32 {
@@ -87,11 +101,7 @@ func TestDockerDefaultProfile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			insns, err := Compile(dockerDefault(t, tc.caps...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm, err := bpf.NewVM(insns)
+			vm, err := newVM(dockerDefault(t, tc.caps...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,11 +155,7 @@ func TestOperators(t *testing.T) {
 				Args: []specs.LinuxSeccompArg{{Index: tc.argIndex, Value: tc.v, ValueTwo: tc.v2, Op: tc.op}},
 			}},
 		}
-		insns, err := Compile(prof)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vm, err := bpf.NewVM(insns)
+		vm, err := newVM(prof)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,11 +179,10 @@ func TestRepeatedArgumentIsOr(t *testing.T) {
 			{Index: 0, Value: 1, Op: specs.OpEqualTo}, {Index: 0, Value: 2, Op: specs.OpEqualTo},
 		}}},
 	}
-	insns, err := Compile(prof)
+	vm, err := newVM(prof)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, _ := bpf.NewVM(insns)
 	for v, want := range map[uint64]uint32{1: retAllow, 2: retAllow, 3: retErrno | 1} {
 		if got := run(t, vm, call(arch.X86_64.ID, nr, v)); got != want {
 			t.Errorf("personality(%d): got %#x, want %#x", v, got, want)
@@ -206,4 +211,26 @@ func TestDefaultProfileSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Docker's default profile: %d instructions", f.Len())
+}
+
+func BenchmarkPrepareDefault(b *testing.B) {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
+	p, err := mobyseccomp.GetDefaultProfile(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Prepare(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDefaultProfile(b *testing.B) {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
+	for b.Loop() {
+		if _, err := mobyseccomp.GetDefaultProfile(s); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

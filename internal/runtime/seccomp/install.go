@@ -5,7 +5,6 @@ import (
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,13 +24,9 @@ var filterFlags = map[specs.LinuxSeccompFlag]uintptr{
 // Prepare compiles s. It is done before the process gives up its privileges, so a bad profile is
 // reported as such; Load then has nothing left that can fail but the kernel's check.
 func Prepare(s *specs.LinuxSeccomp) (*Filter, error) {
-	insns, err := Compile(s)
+	raw, err := Compile(s)
 	if err != nil {
 		return nil, err
-	}
-	raw, err := bpf.Assemble(insns)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	f := &Filter{prog: make([]unix.SockFilter, len(raw))}
 	for i, r := range raw {

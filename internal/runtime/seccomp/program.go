@@ -6,34 +6,61 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// program is a BPF program under construction whose jumps name labels; assemble resolves them. A
-// conditional jump can only skip 255 instructions, so far targets are reached with an unconditional
-// jump (32-bit offset) behind a short conditional one.
+// program is a BPF program under construction whose jumps name labels; assemble resolves them. It holds
+// raw instructions (bpf.Instruction values assembled as they are emitted), because a profile compiles to
+// thousands of them and this runs on every container start. A conditional jump can only skip 255
+// instructions, so far targets are reached with an unconditional jump (32-bit offset) behind a short
+// conditional one.
 type program struct {
-	insns  []insn
+	insns  []bpf.RawInstruction
+	fixups []fixup
 	labels map[string]int
 	n      int // for newLabel
 }
 
-type insn struct {
-	bpf.Instruction
-	// For a bpf.JumpIf: the labels its true and false branches go to ("" = the next instruction).
-	// For a bpf.Jump: the label it goes to.
+// fixup says which labels instruction at is to jump to: for a conditional jump, jt and jf ("" = the next
+// instruction); for an unconditional one, jt.
+type fixup struct {
+	at     int
 	jt, jf string
 }
 
-func (p *program) emit(i bpf.Instruction) { p.insns = append(p.insns, insn{Instruction: i}) }
-
-func (p *program) load(off uint32) { p.emit(bpf.LoadAbsolute{Off: off, Size: 4}) }
-
-func (p *program) ret(v uint32) { p.emit(bpf.RetConstant{Val: v}) }
-
-func (p *program) jump(label string) {
-	p.insns = append(p.insns, insn{Instruction: bpf.Jump{}, jt: label})
+// emit appends an instruction without labels. Callers pass a concrete bpf value's Assemble(), not a
+// bpf.Instruction: boxing thousands of them would cost as many allocations.
+func (p *program) emit(raw bpf.RawInstruction, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("seccomp: bad instruction: %v", err)) // only constant, valid ones are emitted
+	}
+	p.insns = append(p.insns, raw)
 }
 
+func (p *program) load(off uint32) { p.emit(bpf.LoadAbsolute{Off: off, Size: 4}.Assemble()) }
+
+func (p *program) ret(v uint32) { p.emit(bpf.RetConstant{Val: v}.Assemble()) }
+
+// skipIfNot skips the next instruction unless A == val.
+func (p *program) skipIfNot(val uint32) {
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: val, SkipFalse: 1}.Assemble())
+}
+
+func (p *program) jump(label string) {
+	p.fixups = append(p.fixups, fixup{at: len(p.insns), jt: label})
+	p.emit(bpf.Jump{}.Assemble())
+}
+
+// jumpIf jumps to jt when A cond val holds, else to jf. The kernel only has ==, >, >= and bit tests: the
+// other tests are the same jumps with the targets swapped.
 func (p *program) jumpIf(cond bpf.JumpTest, val uint32, jt, jf string) {
-	p.insns = append(p.insns, insn{Instruction: bpf.JumpIf{Cond: cond, Val: val}, jt: jt, jf: jf})
+	switch cond {
+	case bpf.JumpNotEqual:
+		cond, jt, jf = bpf.JumpEqual, jf, jt
+	case bpf.JumpLessThan:
+		cond, jt, jf = bpf.JumpGreaterOrEqual, jf, jt
+	case bpf.JumpLessOrEqual:
+		cond, jt, jf = bpf.JumpGreaterThan, jf, jt
+	}
+	p.fixups = append(p.fixups, fixup{at: len(p.insns), jt: jt, jf: jf})
+	p.emit(bpf.JumpIf{Cond: cond, Val: val}.Assemble())
 }
 
 func (p *program) newLabel() string {
@@ -49,8 +76,7 @@ func (p *program) label(name string) {
 	p.labels[name] = len(p.insns)
 }
 
-func (p *program) assemble() ([]bpf.Instruction, error) {
-	out := make([]bpf.Instruction, len(p.insns))
+func (p *program) assemble() ([]bpf.RawInstruction, error) {
 	skip := func(from int, label string) (int, error) {
 		if label == "" {
 			return 0, nil
@@ -64,36 +90,34 @@ func (p *program) assemble() ([]bpf.Instruction, error) {
 		}
 		return to - from - 1, nil
 	}
-	for i, in := range p.insns {
-		switch j := in.Instruction.(type) {
-		case bpf.Jump:
-			n, err := skip(i, in.jt)
+	for _, f := range p.fixups {
+		in := &p.insns[f.at]
+		if in.Op == opJa {
+			n, err := skip(f.at, f.jt)
 			if err != nil {
 				return nil, err
 			}
-			j.Skip = uint32(n)
-			out[i] = j
-		case bpf.JumpIf:
-			if in.jt == "" && in.jf == "" {
-				out[i] = j
-				continue
-			}
-			t, err := skip(i, in.jt)
-			if err != nil {
-				return nil, err
-			}
-			f, err := skip(i, in.jf)
-			if err != nil {
-				return nil, err
-			}
-			if t > 255 || f > 255 {
-				return nil, fmt.Errorf("seccomp: internal error: conditional jump too far (%d, %d)", t, f)
-			}
-			j.SkipTrue, j.SkipFalse = uint8(t), uint8(f)
-			out[i] = j
-		default:
-			out[i] = in.Instruction
+			in.K = uint32(n)
+			continue
 		}
+		t, err := skip(f.at, f.jt)
+		if err != nil {
+			return nil, err
+		}
+		e, err := skip(f.at, f.jf)
+		if err != nil {
+			return nil, err
+		}
+		if t > 255 || e > 255 {
+			return nil, fmt.Errorf("seccomp: internal error: conditional jump too far (%d, %d)", t, e)
+		}
+		in.Jt, in.Jf = uint8(t), uint8(e)
 	}
-	return out, nil
+	return p.insns, nil
 }
+
+// opJa is BPF_JMP|BPF_JA.
+var opJa = func() uint16 {
+	raw, _ := bpf.Jump{}.Assemble()
+	return raw.Op
+}()
