@@ -360,6 +360,20 @@ func TestNoFdLeaks(t *testing.T) {
 	check("exec", docker(t, "exec", name, "/secprobe", "fds"))
 	check("exec -w", docker(t, "exec", "-w", "/work", name, "/secprobe", "fds"))
 	check("exec -u", docker(t, "exec", "-u", "1000", name, "/secprobe", "fds"))
+
+	// CVE-2024-21626: a working directory of /proc/self/fd/N resolves, at the runtime's chdir, through
+	// whatever the runtime has open. Either the start fails or the process is inside the container.
+	for fd := 3; fd <= 8; fd++ {
+		wd := fmt.Sprintf("/proc/self/fd/%d", fd)
+		for what, r := range map[string]result{
+			"run -w " + wd:  docker(t, "run", "--rm", "-w", wd, img, "/secprobe", "fds"),
+			"exec -w " + wd: docker(t, "exec", "-w", wd, name, "/secprobe", "fds"),
+		} {
+			if r.code == 0 && (strings.Contains(r.stdout, "UNREACHABLE") || !strings.Contains(r.stdout, "cwd /")) {
+				t.Errorf("%s: the process runs outside the container: %s", what, r)
+			}
+		}
+	}
 }
 
 // TestCopyNeverLeavesTheContainer: docker cp into or out of a container resolves the container's

@@ -122,7 +122,11 @@ func listFds() error {
 		target, _ := os.Readlink(filepath.Join("/proc/self/fd", strconv.Itoa(fd)))
 		fmt.Printf("fd %d %s\n", fd, target)
 	}
-	cwd, _ := os.Getwd()
+	// getcwd says "(unreachable)" (Go: an error) for a directory outside the process's root.
+	cwd, err := syscall.Getwd()
+	if err != nil {
+		cwd = "UNREACHABLE " + err.Error()
+	}
 	fmt.Println("cwd", cwd)
 	return nil
 }
