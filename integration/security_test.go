@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // probeImage commits busybox plus testdata/secprobe (a static Go program that tries one privileged
@@ -421,5 +425,67 @@ func TestCopyNeverLeavesTheContainer(t *testing.T) {
 	r := docker(t, "cp", name+":/x"+secret, out)
 	if b, err := os.ReadFile(filepath.Join(out, filepath.Base(secret))); err == nil && string(b) == "host only" {
 		t.Fatalf("docker cp read the host's file through the container's symlink: %s", r)
+	}
+}
+
+// TestLayerExtractionStaysInRoot imports a layer built to escape: "../" names, an absolute name, and a
+// symlink to / followed by a file through it. Nothing may land on the host; what is extracted lands
+// inside the image.
+func TestLayerExtractionStaysInRoot(t *testing.T) {
+	marker := fmt.Sprintf("berth-layer-escape-%d", os.Getpid())
+	hostPaths := []string{filepath.Join("/tmp", marker+"-dotdot"), filepath.Join("/tmp", marker+"-link"), filepath.Join("/tmp", marker+"-abs")}
+	for _, p := range hostPaths {
+		p := p
+		t.Cleanup(func() { os.Remove(p) })
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(h *tar.Header, body string) {
+		h.Size = int64(len(body))
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Enough of busybox to look at the result with.
+	bb, err := os.ReadFile(testutil.BusyboxPath)
+	if err != nil {
+		t.Skip("no static busybox on this host:", err)
+	}
+	add(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755}, string(bb))
+	add(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777}, "")
+	add(&tar.Header{Name: "../../../../../../tmp/" + marker + "-dotdot", Typeflag: tar.TypeReg}, "dotdot")
+	add(&tar.Header{Name: "/tmp/" + marker + "-abs", Typeflag: tar.TypeReg}, "abs")
+	add(&tar.Header{Name: "lnk", Typeflag: tar.TypeSymlink, Linkname: "/"}, "")
+	add(&tar.Header{Name: "lnk/tmp/" + marker + "-link", Typeflag: tar.TypeReg}, "link")
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(t.TempDir(), "layer.tar")
+	if err := os.WriteFile(layer, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := uniqueName(t) + ":escape"
+	r := docker(t, "import", layer, img)
+	t.Cleanup(func() { _ = dockerCmd("rmi", "-f", img).Run() })
+	for _, p := range hostPaths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("the layer wrote the host's %s (import: %s)", p, r)
+		}
+	}
+	if r.code != 0 {
+		return // refusing the layer is fine too
+	}
+	out := mustDocker(t, "run", "--rm", img, "/bin/busybox", "ls", "/tmp")
+	for _, want := range []string{"-dotdot", "-abs", "-link"} {
+		if !strings.Contains(out, marker+want) {
+			t.Errorf("%s not inside the image's /tmp: %q", want, out)
+		}
 	}
 }
