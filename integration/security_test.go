@@ -71,6 +71,8 @@ func TestSecurityDefaults(t *testing.T) {
 		{"sysctl", []string{"--privileged"}, true},
 		{"masked", nil, false},
 		{"masked", []string{"--privileged"}, true},
+		{"masked", []string{"--security-opt", "systempaths=unconfined"}, true},
+		{"sysctl", []string{"--security-opt", "systempaths=unconfined"}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.op+strings.Join(tc.flags, ""), func(t *testing.T) {
@@ -85,6 +87,25 @@ func TestSecurityDefaults(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("berth CLI", func(t *testing.T) {
+		for _, tc := range []struct {
+			op    string
+			flags []string
+			ok    bool
+		}{
+			{"keyctl", nil, false},
+			{"keyctl", []string{"--security-opt", "seccomp=unconfined"}, true},
+			{"masked", nil, false},
+			{"masked", []string{"--security-opt", "systempaths=unconfined"}, true},
+			{"rawsock", []string{"--cap-drop", "net_raw"}, false},
+		} {
+			r := berth(t, append(append([]string{"run", "--rm"}, tc.flags...), img, "/secprobe", tc.op)...)
+			if got := r.code == 0; got != tc.ok {
+				t.Errorf("berth: %s with %v: worked=%v, want %v\n%s", tc.op, tc.flags, got, tc.ok, r)
+			}
+		}
+	})
 
 	t.Run("ping needs NET_RAW", func(t *testing.T) {
 		if r := docker(t, "run", "--rm", img, "ping", "-c", "1", "-W", "2", "127.0.0.1"); r.code != 0 {

@@ -252,7 +252,7 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		}
 		sysctls[k] = v
 	}
-	securityOpt, err := parseSecurityOpts(o.securityOpt)
+	securityOpt, unmasked, err := parseSecurityOpts(o.securityOpt)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +365,9 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 			Devices:           devices,
 			DeviceCgroupRules: o.deviceCgroupRules,
 		},
+	}
+	if unmasked {
+		hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
 	}
 	if o.pidsLimit.set {
 		p := o.pidsLimit.v

@@ -12,31 +12,38 @@ import (
 )
 
 // parseSecurityOpts checks --security-opt values as the docker CLI does and replaces a seccomp profile's
-// file name by its content: the daemon may not see the CLI's files.
-func parseSecurityOpts(opts []string) ([]string, error) {
-	out := append([]string(nil), opts...)
+// file name by its content: the daemon may not see the CLI's files. systempaths=unconfined is not sent
+// as an option: it becomes empty masked and read-only path lists (unmasked says whether it was given).
+func parseSecurityOpts(opts []string) (out []string, unmasked bool, err error) {
+	for _, opt := range opts {
+		if opt == "systempaths=unconfined" {
+			unmasked = true
+			continue
+		}
+		out = append(out, opt)
+	}
 	for i, opt := range out {
 		k, v, ok := strings.Cut(opt, "=")
 		if !ok && k != "no-new-privileges" {
 			k, v, ok = strings.Cut(opt, ":")
 		}
 		if (!ok || v == "") && k != "no-new-privileges" {
-			return nil, fmt.Errorf("Invalid --security-opt: %q", opt)
+			return nil, false, fmt.Errorf("Invalid --security-opt: %q", opt)
 		}
 		if k != "seccomp" || v == "builtin" || v == "unconfined" {
 			continue
 		}
 		b, err := os.ReadFile(v)
 		if err != nil {
-			return nil, fmt.Errorf("opening seccomp profile (%s) failed: %v", v, err)
+			return nil, false, fmt.Errorf("opening seccomp profile (%s) failed: %v", v, err)
 		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, b); err != nil {
-			return nil, fmt.Errorf("compacting json for seccomp profile (%s) failed: %v", v, err)
+			return nil, false, fmt.Errorf("compacting json for seccomp profile (%s) failed: %v", v, err)
 		}
 		out[i] = "seccomp=" + buf.String()
 	}
-	return out, nil
+	return out, unmasked, nil
 }
 
 // parseDevice reads --device HOST[:CONTAINER][:PERMISSIONS] with the docker CLI's rules and messages.

@@ -34,17 +34,17 @@ func TestParseSecurityOptsReadsProfile(t *testing.T) {
 	if err := os.WriteFile(p, []byte("{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := parseSecurityOpts([]string{"no-new-privileges", "seccomp=" + p, "seccomp=unconfined"})
-	if err != nil {
-		t.Fatal(err)
+	got, unmasked, err := parseSecurityOpts([]string{"no-new-privileges", "seccomp=" + p, "systempaths=unconfined", "seccomp=unconfined"})
+	if err != nil || !unmasked || len(got) != 3 {
+		t.Fatal(got, unmasked, err)
 	}
 	if got[0] != "no-new-privileges" || got[1] != `seccomp={"defaultAction":"SCMP_ACT_ALLOW"}` || got[2] != "seccomp=unconfined" {
 		t.Fatalf("%q", got)
 	}
-	if _, err := parseSecurityOpts([]string{"seccomp"}); err == nil || !strings.Contains(err.Error(), "Invalid --security-opt") {
+	if _, _, err := parseSecurityOpts([]string{"seccomp"}); err == nil || !strings.Contains(err.Error(), "Invalid --security-opt") {
 		t.Fatalf("no value: %v", err)
 	}
-	if _, err := parseSecurityOpts([]string{"seccomp=/nonexistent"}); err == nil || !strings.Contains(err.Error(), "opening seccomp profile") {
+	if _, _, err := parseSecurityOpts([]string{"seccomp=/nonexistent"}); err == nil || !strings.Contains(err.Error(), "opening seccomp profile") {
 		t.Fatalf("missing file: %v", err)
 	}
 }

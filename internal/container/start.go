@@ -211,6 +211,8 @@ func (s *Service) specOptions(r *record, rootfs string) (spec.Options, error) {
 		ShmSize:           hc.ShmSize,
 		NoNewPrivileges:   sec.NoNewPrivileges,
 		Seccomp:           sec.Seccomp,
+		MaskedPaths:       hc.MaskedPaths,
+		ReadonlyPaths:     hc.ReadonlyPaths,
 		Devices:           specDevices(hc.Devices),
 		DeviceCgroupRules: hc.DeviceCgroupRules,
 		Resources: spec.Resources{

@@ -106,6 +106,12 @@ func Generate(o Options) (*specs.Spec, error) {
 		s.Linux.Resources.Devices = defaultDeviceRules()
 		s.Linux.MaskedPaths = append([]string(nil), DefaultMaskedPaths...)
 		s.Linux.ReadonlyPaths = append([]string(nil), DefaultReadonlyPaths...)
+		if o.MaskedPaths != nil {
+			s.Linux.MaskedPaths = append([]string(nil), o.MaskedPaths...)
+		}
+		if o.ReadonlyPaths != nil {
+			s.Linux.ReadonlyPaths = append([]string(nil), o.ReadonlyPaths...)
+		}
 	}
 	devs, devRules, err := userDevices(o.Devices)
 	if err != nil {

@@ -30,6 +30,9 @@ type Options struct {
 	// Seccomp is "" for Docker's default profile, SeccompUnconfined, or a JSON profile (see
 	// SecurityOptions). A privileged container has none.
 	Seccomp string
+	// MaskedPaths and ReadonlyPaths replace the defaults when not nil (HostConfig's fields; the CLI
+	// sends empty lists for --security-opt systempaths=unconfined). Ignored when privileged.
+	MaskedPaths, ReadonlyPaths []string
 	// Devices are --device entries; DeviceCgroupRules are --device-cgroup-rule ones.
 	Devices           []Device
 	DeviceCgroupRules []string
