@@ -71,6 +71,7 @@ type containerOptions struct {
 	aliases, links             []string
 	dnsSearch, dnsOptions      []string
 	securityOpt                []string
+	devices, deviceCgroupRules []string
 	sysctls                    []string
 	logDriver                  string
 	logOpts                    []string
@@ -147,6 +148,8 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.StringVar(&o.macAddress, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	fs.StringVar(&o.domainname, "domainname", "", "Container NIS domain name")
 	stringsFlag(fs, &o.securityOpt, "security-opt", "", "Security Options")
+	stringsFlag(fs, &o.devices, "device", "", "Add a host device to the container")
+	stringsFlag(fs, &o.deviceCgroupRules, "device-cgroup-rule", "", "Add a rule to the cgroup allowed devices list")
 	stringsFlag(fs, &o.sysctls, "sysctl", "", "Sysctl options")
 	fs.StringVar(&o.logDriver, "log-driver", "", "Logging driver for the container")
 	stringsFlag(fs, &o.logOpts, "log-opt", "", "Log driver options")
@@ -252,6 +255,18 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		}
 		sysctls[k] = v
 	}
+	securityOpt, unmasked, err := parseSecurityOpts(o.securityOpt)
+	if err != nil {
+		return nil, err
+	}
+	var devices []container.DeviceMapping
+	for _, d := range o.devices {
+		m, err := parseDevice(d)
+		if err != nil {
+			return nil, err
+		}
+		devices = append(devices, m)
+	}
 	var logOpts map[string]string
 	for _, s := range o.logOpts {
 		k, v, _ := strings.Cut(s, "=")
@@ -335,7 +350,7 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		Privileged:      o.privileged,
 		PublishAllPorts: o.publishAll,
 		ReadonlyRootfs:  o.readOnly,
-		SecurityOpt:     o.securityOpt,
+		SecurityOpt:     securityOpt,
 		Tmpfs:           tmpfs,
 		Sysctls:         sysctls,
 		Runtime:         o.runtime,
@@ -350,7 +365,12 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 			CpusetCpus:        o.cpusetCPUs,
 			CpusetMems:        o.cpusetMems,
 			Ulimits:           []*container.Ulimit(o.ulimits),
+			Devices:           devices,
+			DeviceCgroupRules: o.deviceCgroupRules,
 		},
+	}
+	if unmasked {
+		hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
 	}
 	if o.pidsLimit.set {
 		p := o.pidsLimit.v

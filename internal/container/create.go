@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/spec"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
@@ -200,6 +201,12 @@ func envKey(kv string) string {
 
 // validateHostConfig rejects limits Docker rejects, with Docker's messages.
 func validateHostConfig(hc *container.HostConfig) error {
+	if err := spec.ValidateSecurity(hc.SecurityOpt, hc.Privileged, hc.CapAdd, hc.CapDrop); err != nil {
+		return err
+	}
+	if err := spec.ValidateDevices(specDevices(hc.Devices), hc.DeviceCgroupRules); err != nil {
+		return err
+	}
 	r := hc.Resources
 	if r.Memory < 0 {
 		return errdefs.InvalidParameter(errors.New("invalid memory limit: must be non-negative"))

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/cgroups"
 	"github.com/berth-dev/berth/internal/runtime/reaper"
 	"github.com/berth-dev/berth/internal/runtime/spec"
+	"github.com/docker/docker/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -187,23 +188,33 @@ func exitCodeForStartError(err error) int {
 func (s *Service) specOptions(r *record, rootfs string) (spec.Options, error) {
 	hc := r.HostConfig
 	res := hc.Resources
+	sec, err := spec.ParseSecurityOpt(hc.SecurityOpt, false)
+	if err != nil {
+		return spec.Options{}, err
+	}
 	o := spec.Options{
-		ID:             r.ID,
-		Rootfs:         rootfs,
-		Args:           append([]string{r.Path}, r.Args...),
-		Env:            r.Config.Env,
-		Cwd:            r.Config.WorkingDir,
-		User:           r.Config.User,
-		GroupAdd:       hc.GroupAdd,
-		Hostname:       r.Config.Hostname,
-		Tty:            r.Config.Tty,
-		OpenStdin:      r.Config.OpenStdin,
-		ReadonlyRootfs: hc.ReadonlyRootfs,
-		Privileged:     hc.Privileged,
-		CapAdd:         hc.CapAdd,
-		CapDrop:        hc.CapDrop,
-		CgroupsPath:    "/berth/" + r.ID,
-		ShmSize:        hc.ShmSize,
+		ID:                r.ID,
+		Rootfs:            rootfs,
+		Args:              append([]string{r.Path}, r.Args...),
+		Env:               r.Config.Env,
+		Cwd:               r.Config.WorkingDir,
+		User:              r.Config.User,
+		GroupAdd:          hc.GroupAdd,
+		Hostname:          r.Config.Hostname,
+		Tty:               r.Config.Tty,
+		OpenStdin:         r.Config.OpenStdin,
+		ReadonlyRootfs:    hc.ReadonlyRootfs,
+		Privileged:        hc.Privileged,
+		CapAdd:            hc.CapAdd,
+		CapDrop:           hc.CapDrop,
+		CgroupsPath:       "/berth/" + r.ID,
+		ShmSize:           hc.ShmSize,
+		NoNewPrivileges:   sec.NoNewPrivileges,
+		Seccomp:           sec.Seccomp,
+		MaskedPaths:       hc.MaskedPaths,
+		ReadonlyPaths:     hc.ReadonlyPaths,
+		Devices:           specDevices(hc.Devices),
+		DeviceCgroupRules: hc.DeviceCgroupRules,
 		Resources: spec.Resources{
 			Memory:      res.Memory,
 			MemorySwap:  res.MemorySwap,
@@ -239,6 +250,14 @@ func (s *Service) specOptions(r *record, rootfs string) (spec.Options, error) {
 		o.Args = append([]string{reaper.Path, "--"}, o.Args...)
 	}
 	return o, nil
+}
+
+func specDevices(in []container.DeviceMapping) []spec.Device {
+	out := make([]spec.Device, 0, len(in))
+	for _, d := range in {
+		out = append(out, spec.Device{PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions})
+	}
+	return out
 }
 
 // handleExit records the end of a container's run. It is called for every exit the monitor reports,

@@ -51,7 +51,7 @@ func (s systemInfo) Info(ctx context.Context) (*system.Info, error) {
 		IPv4Forwarding:     true,
 		Isolation:          "",
 		InitBinary:         "",
-		SecurityOptions:    []string{},
+		SecurityOptions:    []string{"name=seccomp,profile=builtin", "name=cgroupns"},
 	}
 	if cgroups.Mode() == cgroups.Unified {
 		info.CgroupVersion = "2"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/spec"
@@ -23,11 +25,12 @@ func (b BuiltinExecer) Exec(ctx context.Context, o ExecLaunch) (Proc, error) {
 		return nil, errdefs.System(fmt.Errorf("exec: reading the container's bundle: %w", err))
 	}
 	cgroup := ""
+	var filter *specs.LinuxSeccomp
 	if s.Linux != nil {
-		cgroup = s.Linux.CgroupsPath
+		cgroup, filter = s.Linux.CgroupsPath, s.Linux.Seccomp
 	}
 	p, err := linux.Exec(ctx, linux.ExecOptions{
-		Pid: o.Pid, Process: o.Process, CgroupsPath: cgroup, InitPath: b.InitPath,
+		Pid: o.Pid, Process: o.Process, CgroupsPath: cgroup, InitPath: b.InitPath, Seccomp: filter,
 		Stdio: linux.Stdio{Stdin: o.Stdio.Stdin, Stdout: o.Stdio.Stdout, Stderr: o.Stdio.Stderr},
 	})
 	if err != nil {

@@ -35,7 +35,14 @@ func (m *v2Manager) Create(res *specs.LinuxResources) error {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 	}
-	return m.Update(res)
+	if err := m.Update(res); err != nil {
+		return err
+	}
+	// Device rules only at creation, as for v1: the program stays attached for the cgroup's life.
+	if res != nil && len(res.Devices) > 0 && !m.fake {
+		return attachDeviceFilter(m.dir, res.Devices)
+	}
+	return nil
 }
 
 func (m *v2Manager) enableControllers(dir string) error {

@@ -12,6 +12,8 @@ import (
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/seccomp"
 )
 
 // finalizeAndExec drops to the container's user and capabilities and execs its entrypoint. It only
@@ -22,6 +24,17 @@ func finalizeAndExec(s *specs.Spec) (string, error) {
 	if err != nil {
 		return kindSystem, err
 	}
+	var filter *seccomp.Filter
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		if filter, err = seccomp.Prepare(s.Linux.Seccomp); err != nil {
+			return kindSystem, err
+		}
+	}
+	// Loading a filter needs no_new_privs or CAP_SYS_ADMIN. With no_new_privs it is loaded last, right
+	// before execve, so it constrains nothing of ours. Without, it must be loaded while we are still
+	// root with every capability, as runc does: the rest of this function then runs under it, which
+	// any usable profile allows (setresuid, capset, prctl, chdir, stat, close_range, execve).
+	loadEarly := filter != nil && !p.NoNewPrivileges
 	// The bounding set can only be lowered while we still have CAP_SETPCAP, i.e. before leaving root.
 	if err := caps.Apply(capability.BOUNDS); err != nil {
 		return kindSystem, fmt.Errorf("drop bounding capabilities: %w", err)
@@ -33,6 +46,11 @@ func finalizeAndExec(s *specs.Spec) (string, error) {
 	// capabilities to a non-root user.
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return kindSystem, fmt.Errorf("set keepcaps: %w", err)
+	}
+	if loadEarly {
+		if err := filter.Load(); err != nil {
+			return kindSystem, err
+		}
 	}
 	if err := setCredentials(p.User); err != nil {
 		return kindSystem, err
@@ -56,6 +74,11 @@ func finalizeAndExec(s *specs.Spec) (string, error) {
 	// without close-on-exec and the error pipe, closes at execve.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		if err := cloexecAll(); err != nil {
+			return kindSystem, err
+		}
+	}
+	if filter != nil && !loadEarly {
+		if err := filter.Load(); err != nil {
 			return kindSystem, err
 		}
 	}

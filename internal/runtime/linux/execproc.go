@@ -48,7 +48,9 @@ type ExecOptions struct {
 	// CgroupsPath is the container's cgroup ("/berth/<id>"); the process is moved into it before it runs
 	// anything of its own. Empty leaves it in the caller's cgroup.
 	CgroupsPath string
-	Stdio       Stdio
+	// Seccomp is the container's filter (its config.json's linux.seccomp), loaded last before execve.
+	Seccomp *specs.LinuxSeccomp
+	Stdio   Stdio
 	// InitPath is the binary to re-execute as the helper; "" means /proc/self/exe.
 	InitPath string
 }
@@ -103,9 +105,9 @@ func Exec(ctx context.Context, o ExecOptions) (*ExecProcess, error) {
 	if o.Pid <= 0 {
 		return nil, errdefs.InvalidParameter(errors.New("exec: the container has no process"))
 	}
-	initPath := o.InitPath
-	if initPath == "" {
-		initPath = "/proc/self/exe"
+	initPath, err := protectedExe(o.InitPath)
+	if err != nil {
+		return nil, errdefs.System(err)
 	}
 	var pipes [3][2]*os.File // sync, err, report: [read, write]
 	for i := range pipes {
@@ -174,7 +176,7 @@ func Exec(ctx context.Context, o ExecOptions) (*ExecProcess, error) {
 			return fail(errdefs.System(fmt.Errorf("join the container's cgroup: %w", err)))
 		}
 	}
-	if err := json.NewEncoder(syncW).Encode(o.Process); err != nil {
+	if err := json.NewEncoder(syncW).Encode(execJob{Process: o.Process, Seccomp: o.Seccomp}); err != nil {
 		return fail(errdefs.System(fmt.Errorf("send process to exec helper: %w", err)))
 	}
 	syncW.Close()
@@ -193,6 +195,12 @@ func Exec(ctx context.Context, o ExecOptions) (*ExecProcess, error) {
 	return p, nil
 }
 
+// execJob is what the exec helper reads from its sync pipe.
+type execJob struct {
+	Process *specs.Process      `json:"process"`
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+}
+
 func reportedPid(report string) int {
 	s, ok := strings.CutPrefix(strings.TrimSpace(report), "P")
 	if !ok {
@@ -209,10 +217,11 @@ func execMain() {
 	unix.CloseOnExec(errFd)
 	errPipe := os.NewFile(errFd, "error-pipe")
 	syncPipe := os.NewFile(syncFd, "sync-pipe")
-	var p specs.Process
-	if err := json.NewDecoder(syncPipe).Decode(&p); err != nil {
+	var job execJob
+	if err := json.NewDecoder(syncPipe).Decode(&job); err != nil || job.Process == nil {
 		os.Exit(1) // Exec gave up on us
 	}
+	p := *job.Process
 	syncPipe.Close()
 	// Its own session: nothing sent to the monitor's process group reaches it, and a terminal can
 	// become its controlling terminal.
@@ -227,6 +236,6 @@ func execMain() {
 	if err := setRlimits(p.Rlimits); err != nil {
 		reportAndExit(errPipe, kindSystem, err)
 	}
-	kind, err := finalizeAndExec(&specs.Spec{Process: &p})
+	kind, err := finalizeAndExec(&specs.Spec{Process: &p, Linux: &specs.Linux{Seccomp: job.Seccomp}})
 	reportAndExit(errPipe, kind, err)
 }

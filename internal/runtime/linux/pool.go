@@ -219,6 +219,10 @@ func (p *Pool) waitSpare(ctx context.Context) (*spare, error) {
 
 // startSpare starts an init in spare mode and waits for it to report ready.
 func startSpare(ctx context.Context, initPath string) (*spare, error) {
+	initPath, err := protectedExe(initPath)
+	if err != nil {
+		return nil, err
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err

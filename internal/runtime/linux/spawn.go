@@ -103,9 +103,9 @@ func prepare(ctx context.Context, o SpawnOptions) (*specs.Spec, uintptr, error) 
 
 // startCold forks and execs a new init for s, with the sync and error pipes as its fds 3 and 4.
 func startCold(o SpawnOptions, s *specs.Spec, cloneFlags uintptr, syncR, errW *os.File) (*exec.Cmd, error) {
-	initPath := o.InitPath
-	if initPath == "" {
-		initPath = "/proc/self/exe"
+	initPath, err := protectedExe(o.InitPath)
+	if err != nil {
+		return nil, errdefs.System(err)
 	}
 	cmd := &exec.Cmd{
 		Path:       initPath,

@@ -106,6 +106,28 @@ func Generate(o Options) (*specs.Spec, error) {
 		s.Linux.Resources.Devices = defaultDeviceRules()
 		s.Linux.MaskedPaths = append([]string(nil), DefaultMaskedPaths...)
 		s.Linux.ReadonlyPaths = append([]string(nil), DefaultReadonlyPaths...)
+		if o.MaskedPaths != nil {
+			s.Linux.MaskedPaths = append([]string(nil), o.MaskedPaths...)
+		}
+		if o.ReadonlyPaths != nil {
+			s.Linux.ReadonlyPaths = append([]string(nil), o.ReadonlyPaths...)
+		}
+	}
+	devs, devRules, err := userDevices(o.Devices)
+	if err != nil {
+		return nil, err
+	}
+	s.Linux.Devices = append(s.Linux.Devices, devs...)
+	s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, devRules...)
+	for _, r := range o.DeviceCgroupRules {
+		rule, err := ParseDeviceCgroupRule(r)
+		if err != nil {
+			return nil, err
+		}
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, rule)
+	}
+	if s.Linux.Seccomp, err = seccompProfile(o.Seccomp, o.Privileged, s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -27,6 +27,15 @@ type Options struct {
 	ShmSize     int64 // bytes; default 64 MiB
 	// NoNewPrivileges maps to --security-opt no-new-privileges.
 	NoNewPrivileges bool
+	// Seccomp is "" for Docker's default profile, SeccompUnconfined, or a JSON profile (see
+	// SecurityOptions). A privileged container has none.
+	Seccomp string
+	// MaskedPaths and ReadonlyPaths replace the defaults when not nil (HostConfig's fields; the CLI
+	// sends empty lists for --security-opt systempaths=unconfined). Ignored when privileged.
+	MaskedPaths, ReadonlyPaths []string
+	// Devices are --device entries; DeviceCgroupRules are --device-cgroup-rule ones.
+	Devices           []Device
+	DeviceCgroupRules []string
 }
 
 // Ulimit is one --ulimit entry, e.g. {Name: "nofile", Soft: 1024, Hard: 2048}.
