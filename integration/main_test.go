@@ -70,6 +70,9 @@ func run(m *testing.M) (int, error) {
 	env.dataRoot = filepath.Join(env.tmp, "data")
 	env.execRoot = filepath.Join(env.tmp, "exec")
 	env.sock = filepath.Join(env.execRoot, "berth.sock")
+	if err := setupTLS(); err != nil {
+		return 1, err
+	}
 	if err := startDaemon(); err != nil {
 		return 1, err
 	}
@@ -90,7 +93,8 @@ func startDaemon() error {
 		return err
 	}
 	env.logFile = lf
-	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge)
+	args := []string{"--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge}
+	cmd := exec.Command(env.berthd, append(args, tlsDaemonArgs()...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		return err
