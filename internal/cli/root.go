@@ -152,7 +152,7 @@ func newRootCommand(e *env) *cobra.Command {
 	}
 	ls := newPsCommand(e)
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"ps", "list"}
-	ctr.AddCommand(ls, newInspectCommand(e, "container"))
+	ctr.AddCommand(ls, newInspectCommand(e, "container"), newContainerPruneCommand(e))
 
 	img := &cobra.Command{Use: "image", Short: "Manage images", Args: noArgs, RunE: showHelp}
 	for _, f := range imageCmds {
