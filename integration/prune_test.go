@@ -52,3 +52,50 @@ func TestContainerPrune(t *testing.T) {
 		t.Fatal("berth container prune removed the wrong containers")
 	}
 }
+
+// TestBuilderPruneFilters: docker builder prune's until, label and keep-storage select cache entries
+// by when a build last used them and by size, least recently used first.
+func TestBuilderPruneFilters(t *testing.T) {
+	tag := uniqueName(t)
+	rmiOnCleanup(t, tag+":old", tag+":new")
+	// Two builds with a 1 MiB step each, the "old" one first.
+	old := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN head -c 1048576 /dev/zero > /old\n"})
+	recent := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN head -c 1048576 /dev/zero > /new\n"})
+	build := func(dir, ref string) result {
+		r := legacyBuild(t, dir, "-t", ref, ".")
+		if r.code != 0 {
+			t.Fatalf("build %s: %s", ref, r)
+		}
+		return r
+	}
+	build(old, tag+":old")
+	build(recent, tag+":new")
+	cached := func(dir, ref string) bool { return strings.Contains(build(dir, ref).stdout, "Using cache") }
+
+	// Used within the hour: until=1h spares them; a label selects nothing, since entries have none.
+	mustDocker(t, "builder", "prune", "-f", "--filter", "until=1h")
+	mustDocker(t, "builder", "prune", "-f", "--filter", "label=berth.nosuch=1")
+	if !cached(old, tag+":old") || !cached(recent, tag+":new") {
+		t.Fatal("builder prune with until=1h or a label removed recent cache")
+	}
+	if r := docker(t, "builder", "prune", "-f", "--filter", "type=regular"); r.code == 0 || !strings.Contains(r.stderr, "invalid filter 'type'") {
+		t.Fatalf("unknown filter: %s", r)
+	}
+	// keep-storage 1.5 MiB keeps the most recently used 1 MiB step (the "new" build), not the other.
+	build(old, tag+":old")
+	build(recent, tag+":new")
+	out := mustDocker(t, "builder", "prune", "-f", "--keep-storage", "1572864")
+	if !strings.Contains(out, "Deleted build cache objects:") {
+		t.Fatalf("keep-storage prune: %q", out)
+	}
+	if !cached(recent, tag+":new") {
+		t.Error("keep-storage dropped the most recently used entry")
+	}
+	if cached(old, tag+":old") {
+		t.Error("keep-storage kept the least recently used entry beyond the limit")
+	}
+	r := berth(t, "builder", "prune", "-f", "--all")
+	if r.code != 0 || cached(recent, tag+":new") {
+		t.Fatalf("berth builder prune --all left cache: %s", r)
+	}
+}

@@ -15,6 +15,7 @@ import (
 )
 
 type fakeBuilder struct {
+	pruned BuildPruneOptions
 	opts BuildOptions
 	body string
 	err  error
@@ -34,7 +35,8 @@ func (f *fakeBuilder) Build(_ context.Context, src io.Reader, o BuildOptions, ou
 	return "sha256:abc", f.err
 }
 
-func (f *fakeBuilder) PruneCache(context.Context) (BuildPruneReport, error) {
+func (f *fakeBuilder) PruneCache(_ context.Context, o BuildPruneOptions) (BuildPruneReport, error) {
+	f.pruned = o
 	return BuildPruneReport{CachesDeleted: []string{"k"}, SpaceReclaimed: 7}, nil
 }
 

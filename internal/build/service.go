@@ -98,7 +98,10 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if err := cfg.DB.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketCache)
+		if _, err := tx.CreateBucketIfNotExists(bucketCache); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketCacheUsed)
 		return err
 	}); err != nil {
 		return nil, errdefs.System(err)

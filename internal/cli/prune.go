@@ -13,18 +13,28 @@ import (
 func newBuilderCommand(e *env) *cobra.Command {
 	b := &cobra.Command{Use: "builder", Short: "Manage builds", Args: noArgs, RunE: showHelp}
 	var all, force bool
+	var filterFlags []string
+	var keep memBytes
 	prune := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove build cache",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && !confirm(e, "WARNING! This will remove all dangling build cache.") {
+			f, err := parseFilters(filterFlags)
+			if err != nil {
+				return err
+			}
+			warning := "WARNING! This will remove all dangling build cache."
+			if all {
+				warning = "WARNING! This will remove all build cache."
+			}
+			if !force && !confirm(e, warning) {
 				return errCancelled
 			}
 			var rep *build.CachePruneReport
-			err := e.do(cmd.Context(), func(c *client.Client) error {
+			err = e.do(cmd.Context(), func(c *client.Client) error {
 				var err error
-				rep, err = c.BuildCachePrune(cmd.Context(), build.CachePruneOptions{All: all})
+				rep, err = c.BuildCachePrune(cmd.Context(), build.CachePruneOptions{All: all, KeepStorage: int64(keep), Filters: f})
 				return err
 			})
 			if err != nil {
@@ -35,6 +45,8 @@ func newBuilderCommand(e *env) *cobra.Command {
 		},
 	}
 	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused build cache, not just dangling ones")
+	prune.Flags().StringArrayVar(&filterFlags, "filter", nil, "Provide filter values (e.g. \"until=24h\")")
+	prune.Flags().Var(&keep, "keep-storage", "Amount of disk space to keep for cache")
 	prune.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	b.AddCommand(prune)
 	build := newBuildCommand(e)

@@ -169,20 +169,30 @@ func (b buildImages) RemoveUnused(ctx context.Context, id string) (bool, int64) 
 	if err != nil || len(img.RepoTags) > 0 {
 		return false, 0
 	}
-	size := img.Size
-	if img.Parent != "" {
-		if p, err := b.s.Get(ctx, img.Parent.String()); err == nil {
-			size -= p.Size
-		}
-	}
+	size := b.LayerSize(ctx, id)
 	if _, err := b.s.Remove(ctx, id, false, true); err != nil {
 		return false, 0
 	}
 	return true, max(size, 0)
 }
 
-func (b buildBackend) PruneCache(ctx context.Context) (api.BuildPruneReport, error) {
-	rep, err := b.s.Prune(ctx)
+// LayerSize is the bytes of a step image's own layer (build.ImageRemover).
+func (b buildImages) LayerSize(ctx context.Context, id string) int64 {
+	img, err := b.s.Get(ctx, id)
+	if err != nil {
+		return 0
+	}
+	size := img.Size
+	if img.Parent != "" {
+		if p, err := b.s.Get(ctx, img.Parent.String()); err == nil {
+			size -= p.Size
+		}
+	}
+	return max(size, 0)
+}
+
+func (b buildBackend) PruneCache(ctx context.Context, o api.BuildPruneOptions) (api.BuildPruneReport, error) {
+	rep, err := b.s.Prune(ctx, build.PruneOptions{All: o.All, KeepStorage: o.KeepStorage, Filters: o.Filters})
 	return api.BuildPruneReport{CachesDeleted: rep.CachesDeleted, SpaceReclaimed: rep.SpaceReclaimed}, err
 }
 
