@@ -16,9 +16,9 @@ import (
 
 type fakeBuilder struct {
 	pruned BuildPruneOptions
-	opts BuildOptions
-	body string
-	err  error
+	opts   BuildOptions
+	body   string
+	err    error
 }
 
 type exitErr struct{ code int }
