@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
@@ -33,6 +34,10 @@ type BuildOptions struct {
 	// Limits for RUN containers.
 	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
 	CpusetCpus                                         string
+	// ShmSize, Ulimits and ExtraHosts (--shm-size, --ulimit, --add-host) apply to RUN containers.
+	ShmSize    int64
+	Ulimits    []*container.Ulimit
+	ExtraHosts []string
 }
 
 // BuildBackend builds images (Docker's legacy builder API).
@@ -104,7 +109,8 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		Tags: q["t"], Dockerfile: q.Get("dockerfile"), NoCache: queryBool(r, "nocache"), Target: q.Get("target"),
 		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"), Remote: q.Get("remote"),
 	}
-	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom} {
+	opts.ExtraHosts = q["extrahosts"]
+	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom, "ulimits": &opts.Ulimits} {
 		if v := q.Get(key); v != "" {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {
 				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %w", key, err))
@@ -112,7 +118,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		}
 	}
 	opts.CpusetCpus = q.Get("cpusetcpus")
-	for key, dst := range map[string]*int64{"memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
+	for key, dst := range map[string]*int64{"shmsize": &opts.ShmSize, "memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
 		if v := q.Get(key); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

@@ -409,7 +409,7 @@ func (b *builder) runStep(ctx context.Context, st *stage, c *instructions.RunCom
 		}()
 		code, err := b.svc.cfg.Runner.Run(ctx, RunRequest{
 			Image: st.imageID, Cmd: argv, Env: env, User: st.config.User, WorkingDir: st.config.WorkingDir,
-			NetworkMode: b.opts.NetworkMode, Output: b.stepOut, Resources: b.opts.Resources,
+			NetworkMode: b.opts.NetworkMode, Output: b.stepOut, Resources: b.opts.Resources, ExtraHosts: b.opts.ExtraHosts,
 			Started: func(c string) {
 				cid = c
 				fmt.Fprintf(b.stepOut, " ---> Running in %s\n", shortID(c))

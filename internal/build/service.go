@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	units "github.com/docker/go-units"
 	"io"
 	"os"
 	"path/filepath"
@@ -55,6 +56,8 @@ type RunRequest struct {
 	NetworkMode string
 	// Resources limit the container (docker build -m, --cpu-shares, ...).
 	Resources Resources
+	// ExtraHosts are --add-host entries for the container's /etc/hosts.
+	ExtraHosts []string
 	// Output receives the command's stdout and stderr as they come.
 	Output io.Writer
 	// Started is called with the container's ID once it runs.
@@ -65,6 +68,8 @@ type RunRequest struct {
 type Resources struct {
 	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
 	CpusetCpus                                         string
+	ShmSize                                            int64 // /dev/shm's size; 0 = the default
+	Ulimits                                            []*units.Ulimit
 }
 
 // Runner runs RUN steps.
@@ -126,6 +131,8 @@ type Options struct {
 	Remote string
 	// Resources limit every RUN step's container.
 	Resources Resources
+	// ExtraHosts (--add-host) go into every RUN step's /etc/hosts.
+	ExtraHosts []string
 }
 
 // Result is a successful build.

@@ -80,10 +80,11 @@ func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(
 		Labels:      map[string]string{"berth.build": "true"},
 	}
 	lim := req.Resources
-	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode), Resources: dcontainer.Resources{
-		Memory: lim.Memory, MemorySwap: lim.MemorySwap, CPUShares: lim.CPUShares, CPUPeriod: lim.CPUPeriod,
-		CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus,
-	}}
+	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode), ExtraHosts: req.ExtraHosts,
+		ShmSize: lim.ShmSize, Resources: dcontainer.Resources{
+			Memory: lim.Memory, MemorySwap: lim.MemorySwap, CPUShares: lim.CPUShares, CPUPeriod: lim.CPUPeriod,
+			CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus, Ulimits: lim.Ulimits,
+		}}
 	created, err := r.c.Create(ctx, "", cfg, hc, &network.NetworkingConfig{})
 	if err != nil {
 		return 0, err
@@ -158,7 +159,8 @@ func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptio
 		Tags: o.Tags, Dockerfile: o.Dockerfile, BuildArgs: o.BuildArgs, NoCache: o.NoCache, Target: o.Target,
 		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote,
 		Resources: build.Resources{Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
-			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
+			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus, ShmSize: o.ShmSize, Ulimits: o.Ulimits},
+		ExtraHosts: o.ExtraHosts,
 	}, out)
 	return res.ID, err
 }
