@@ -25,8 +25,9 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// testBridge is the integration daemon's default bridge, kept apart from an installed berthd's berth0.
-const testBridge = "berthit0"
+// testBridge is the integration daemon's default bridge, kept apart from an installed berthd's berth0
+// and from the bridges of other test runs on the same machine (one run's teardown deletes its bridge).
+var testBridge = fmt.Sprintf("berthit%d", os.Getpid()%100000)
 
 // peer is a network namespace the test made, standing for another host: it is joined to the host by
 // a veth pair, hostIP on the host's end and IP on its own.
