@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +27,8 @@ import (
 )
 
 // testBridge is the integration daemon's default bridge, kept apart from an installed berthd's berth0
-// and from the bridges of other test runs on the same machine (one run's teardown deletes its bridge).
-var testBridge = fmt.Sprintf("berthit%d", os.Getpid()%100000)
+// and from the bridges of other test runs on the same host (each run's teardown deletes its own).
+var testBridge = "berthit" + strconv.Itoa(os.Getpid()%100000)
 
 // peer is a network namespace the test made, standing for another host: it is joined to the host by
 // a veth pair, hostIP on the host's end and IP on its own.
