@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -26,4 +27,35 @@ func TestBuildRunOptions(t *testing.T) {
 			t.Errorf("%s: RUN saw %q", img, out)
 		}
 	}
+}
+
+// TestBuildWorkdirLayer: WORKDIR makes a missing directory in a layer of its own (root's, 0755, with
+// its parents), as Docker's builder does; an existing one adds no layer; the build stays reproducible.
+func TestBuildWorkdirLayer(t *testing.T) {
+	tag := uniqueName(t)
+	rmiOnCleanup(t, tag)
+	dir := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nWORKDIR /tmp\nWORKDIR /app/sub\n" +
+		"RUN pwd > /tmp/pwd; stat -c %u:%a /app /app/sub > /tmp/st\n"})
+	if r := legacyBuild(t, dir, "-t", tag, "."); r.code != 0 {
+		t.Fatalf("build: %s", r)
+	}
+	layers := func(ref string) int {
+		n, _ := strconv.Atoi(mustDocker(t, "inspect", "-f", "{{len .RootFS.Layers}}", ref))
+		return n
+	}
+	if got, base := layers(tag), layers(busybox); got != base+2 {
+		t.Errorf("%d layers over busybox's %d, want WORKDIR /app/sub's and RUN's", got, base)
+	}
+	if h := mustDocker(t, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag); !strings.Contains(h, "WORKDIR /app/sub") {
+		t.Errorf("history: %s", h)
+	}
+	if out := mustDocker(t, "run", "--rm", tag, "cat", "/tmp/pwd", "/tmp/st"); out != "/app/sub\n0:755\n0:755" {
+		t.Errorf("RUN saw %q", out)
+	}
+	n1 := legacyBuild(t, dir, "--no-cache", "-q", ".")
+	n2 := legacyBuild(t, dir, "--no-cache", "-q", ".")
+	if n1.code != 0 || strings.TrimSpace(n1.stdout) != strings.TrimSpace(n2.stdout) {
+		t.Fatalf("--no-cache builds differ: %s\n%s", n1, n2)
+	}
+	docker(t, "rmi", strings.TrimSpace(n1.stdout))
 }

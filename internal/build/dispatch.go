@@ -245,13 +245,12 @@ func (b *builder) dispatch(ctx context.Context, st *stage, cmd instructions.Comm
 		st.config.User = c.User
 		return nop("USER " + c.User)
 	case *instructions.WorkdirCommand:
-		// The runtime creates a missing working directory when a container starts, as Docker's does.
 		p := c.Path
 		if !path.IsAbs(p) {
 			p = path.Join("/", st.config.WorkingDir, p)
 		}
 		st.config.WorkingDir = path.Clean(p)
-		return nop("WORKDIR " + st.config.WorkingDir)
+		return b.workdirStep(ctx, st)
 	case *instructions.StopSignalCommand:
 		st.config.StopSignal = c.Signal
 		return nop("STOPSIGNAL " + c.Signal)
