@@ -40,6 +40,7 @@ func TestContainerPrune(t *testing.T) {
 	// system prune with the label, then berth's own command with label!.
 	mustDocker(t, "stop", "-t", "0", running)
 	out = mustDocker(t, "system", "prune", "-f", "--filter", "label="+label)
+	t.Logf("docker system prune:\n%s", out)
 	if !strings.Contains(out, "Deleted Containers:") || docker(t, "inspect", running).code == 0 {
 		t.Fatalf("system prune: %q", out)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/user"
@@ -175,4 +176,20 @@ func TestMutualTLSListener(t *testing.T) {
 		t.Fatalf("--tls without client certificate: %v", err)
 	}
 	c.Close()
+}
+
+// TestInsecureTCPWarns: --insecure-tcp serves plain HTTP, and says so loudly in the log.
+func TestInsecureTCPWarns(t *testing.T) {
+	var logs bytes.Buffer
+	ls, err := listenAll(ListenOptions{Hosts: []string{"tcp://127.0.0.1:0"}, InsecureTCP: true}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls[0].Close()
+	if _, ok := ls[0].(*net.TCPListener); !ok {
+		t.Fatalf("listener %T, want plain TCP", ls[0])
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "WITHOUT TLS") {
+		t.Fatalf("no warning: %s", logs.String())
+	}
 }
