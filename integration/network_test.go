@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,9 +25,8 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// testBridge is the integration daemon's default bridge, kept apart from an installed berthd's berth0
-// and from the bridges of other test runs on the same host (each run's teardown deletes its own).
-var testBridge = "berthit" + strconv.Itoa(os.Getpid()%100000)
+// testBridge is the integration daemon's default bridge, kept apart from an installed berthd's berth0.
+const testBridge = "berthit0"
 
 // peer is a network namespace the test made, standing for another host: it is joined to the host by
 // a veth pair, hostIP on the host's end and IP on its own.
