@@ -93,9 +93,9 @@ func startDaemon() error {
 		return err
 	}
 	env.logFile = lf
-	args := []string{"--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge}
-	cmd := exec.Command(env.berthd, append(args, tlsDaemonArgs()...)...)
+	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Args = append(cmd.Args, tlsDaemonArgs()...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -110,6 +110,13 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"), Remote: q.Get("remote"),
 	}
 	opts.ExtraHosts = q["extrahosts"]
+	if v := q.Get("shmsize"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid shmsize: %q", v))
+		}
+		opts.ShmSize = n
+	}
 	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom, "ulimits": &opts.Ulimits} {
 		if v := q.Get(key); v != "" {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {
@@ -118,7 +125,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		}
 	}
 	opts.CpusetCpus = q.Get("cpusetcpus")
-	for key, dst := range map[string]*int64{"shmsize": &opts.ShmSize, "memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
+	for key, dst := range map[string]*int64{"memory": &opts.Memory, "memswap": &opts.MemorySwap, "cpushares": &opts.CPUShares, "cpuperiod": &opts.CPUPeriod, "cpuquota": &opts.CPUQuota} {
 		if v := q.Get(key); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"fmt"
-	units "github.com/docker/go-units"
 	"io"
 	"os"
 	"path/filepath"
@@ -69,7 +68,13 @@ type Resources struct {
 	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
 	CpusetCpus                                         string
 	ShmSize                                            int64 // /dev/shm's size; 0 = the default
-	Ulimits                                            []*units.Ulimit
+	Ulimits                                            []Ulimit
+}
+
+// Ulimit is one --ulimit of RUN containers.
+type Ulimit struct {
+	Name       string
+	Soft, Hard int64
 }
 
 // Runner runs RUN steps.
@@ -125,14 +130,14 @@ type Options struct {
 	// CacheFrom names images whose history and layers steps may reuse (see fromCacheSources).
 	CacheFrom   []string
 	NetworkMode string
+	// ExtraHosts (--add-host) go into every RUN step's /etc/hosts.
+	ExtraHosts []string
 	// SuppressOutput (-q) leaves out step output; the image ID is still reported.
 	SuppressOutput bool
 	// Remote is a git repository to use as the context instead of the request body.
 	Remote string
 	// Resources limit every RUN step's container.
 	Resources Resources
-	// ExtraHosts (--add-host) go into every RUN step's /etc/hosts.
-	ExtraHosts []string
 }
 
 // Result is a successful build.

@@ -83,8 +83,11 @@ func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(
 	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode), ExtraHosts: req.ExtraHosts,
 		ShmSize: lim.ShmSize, Resources: dcontainer.Resources{
 			Memory: lim.Memory, MemorySwap: lim.MemorySwap, CPUShares: lim.CPUShares, CPUPeriod: lim.CPUPeriod,
-			CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus, Ulimits: lim.Ulimits,
+			CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus,
 		}}
+	for _, u := range lim.Ulimits {
+		hc.Ulimits = append(hc.Ulimits, &dcontainer.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
 	created, err := r.c.Create(ctx, "", cfg, hc, &network.NetworkingConfig{})
 	if err != nil {
 		return 0, err
@@ -157,10 +160,9 @@ type buildBackend struct{ s *build.Service }
 func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptions, out io.Writer) (string, error) {
 	res, err := b.s.Build(ctx, src, build.Options{
 		Tags: o.Tags, Dockerfile: o.Dockerfile, BuildArgs: o.BuildArgs, NoCache: o.NoCache, Target: o.Target,
-		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote,
-		Resources: build.Resources{Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
-			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus, ShmSize: o.ShmSize, Ulimits: o.Ulimits},
-		ExtraHosts: o.ExtraHosts,
+		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote, ExtraHosts: o.ExtraHosts,
+		Resources: build.Resources{ShmSize: o.ShmSize, Ulimits: buildUlimits(o.Ulimits), Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
+			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
 	}, out)
 	return res.ID, err
 }
@@ -176,6 +178,17 @@ func (b buildImages) RemoveUnused(ctx context.Context, id string) (bool, int64) 
 		return false, 0
 	}
 	return true, max(size, 0)
+}
+
+// buildUlimits converts the API's --ulimit values for the build service.
+func buildUlimits(in []*dcontainer.Ulimit) []build.Ulimit {
+	var out []build.Ulimit
+	for _, u := range in {
+		if u != nil {
+			out = append(out, build.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+		}
+	}
+	return out
 }
 
 // LayerSize is the bytes of a step image's own layer (build.ImageRemover).
