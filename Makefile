@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 TAGS := netgo,osusergo
 LDFLAGS := -s -w -extldflags -static
 
-.PHONY: build test unit integration lint bench up clean
+.PHONY: build test unit integration lint fuzz bench up clean
 
 build:
 	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/berthd ./cmd/berthd
@@ -24,6 +24,14 @@ unit:
 
 integration:
 	$(GO) test -count=1 -timeout 15m -v ./integration
+
+## fuzz: every fuzz target for FUZZTIME each (CI runs it after make test). A failing input is written to
+## the package's testdata/fuzz/<Target>/; once fixed, keep it there as a seed.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := internal/archive:FuzzApply internal/build:FuzzParse internal/build:FuzzResolveIn \
+	internal/reference:FuzzParseNormalizedNamed internal/api:FuzzContainerCreate internal/container:FuzzCreateRequest
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi

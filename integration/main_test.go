@@ -70,6 +70,9 @@ func run(m *testing.M) (int, error) {
 	env.dataRoot = filepath.Join(env.tmp, "data")
 	env.execRoot = filepath.Join(env.tmp, "exec")
 	env.sock = filepath.Join(env.execRoot, "berth.sock")
+	if err := setupTLS(); err != nil {
+		return 1, err
+	}
 	if err := startDaemon(); err != nil {
 		return 1, err
 	}
@@ -93,6 +96,7 @@ func startDaemon() error {
 	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge,
 		"--registry-certs-dir", filepath.Join(env.tmp, "certs.d"))
 	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Args = append(cmd.Args, tlsDaemonArgs()...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
@@ -37,6 +39,10 @@ type BuildOptions struct {
 	// Limits for RUN containers.
 	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
 	CpusetCpus                                         string
+	// ShmSize, Ulimits and ExtraHosts (--shm-size, --ulimit, --add-host) apply to RUN containers.
+	ShmSize    int64
+	Ulimits    []*container.Ulimit
+	ExtraHosts []string
 }
 
 // BuildBackend builds images (Docker's legacy builder API).
@@ -44,8 +50,15 @@ type BuildBackend interface {
 	// Build reads the context tar (or a bare Dockerfile) from src, writes user-facing text to out as the
 	// build goes, and returns the image ID. A failed RUN's error implements ExitCode() int.
 	Build(ctx context.Context, src io.Reader, opts BuildOptions, out io.Writer) (string, error)
-	// PruneCache empties the build cache and deletes the step images only it kept.
-	PruneCache(ctx context.Context) (BuildPruneReport, error)
+	// PruneCache removes build cache entries and the step images only they kept.
+	PruneCache(ctx context.Context, o BuildPruneOptions) (BuildPruneReport, error)
+}
+
+// BuildPruneOptions are POST /build/prune's parameters.
+type BuildPruneOptions struct {
+	All         bool
+	KeepStorage int64 // keep-storage (or reserved-space, its successor); 0 = no limit
+	Filters     filters.Args
 }
 
 // BuildPruneReport is what POST /build/prune removed.
@@ -62,13 +75,27 @@ func (s *Server) buildRoutes() []route {
 	}
 }
 
-// buildPrune serves POST /build/prune. The legacy builder's cache has no sizes to keep or filter by, so
-// every entry goes (all, keep-storage and filters change nothing).
+// buildPrune serves POST /build/prune?all&keep-storage&filters.
 func (s *Server) buildPrune(w http.ResponseWriter, r *http.Request, _ string) error {
 	if s.builder == nil {
 		return errNoBackend("build")
 	}
-	rep, err := s.builder.PruneCache(r.Context())
+	o := BuildPruneOptions{All: queryBool(r, "all")}
+	for _, key := range []string{"keep-storage", "reserved-space"} {
+		if v := r.URL.Query().Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %q", key, v))
+			}
+			o.KeepStorage = n
+		}
+	}
+	f, err := queryFilters(r)
+	if err != nil {
+		return err
+	}
+	o.Filters = f
+	rep, err := s.builder.PruneCache(r.Context(), o)
 	if err != nil {
 		return err
 	}
@@ -87,7 +114,15 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		Tags: q["t"], Dockerfile: q.Get("dockerfile"), NoCache: queryBool(r, "nocache"), Target: q.Get("target"),
 		NetworkMode: q.Get("networkmode"), Quiet: queryBool(r, "q"), Remote: q.Get("remote"),
 	}
-	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom} {
+	opts.ExtraHosts = q["extrahosts"]
+	if v := q.Get("shmsize"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid shmsize: %q", v))
+		}
+		opts.ShmSize = n
+	}
+	for key, dst := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom, "ulimits": &opts.Ulimits} {
 		if v := q.Get(key); v != "" {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {
 				return errdefs.InvalidParameter(fmt.Errorf("invalid %s: %w", key, err))

@@ -15,9 +15,10 @@ import (
 )
 
 type fakeBuilder struct {
-	opts BuildOptions
-	body string
-	err  error
+	pruned BuildPruneOptions
+	opts   BuildOptions
+	body   string
+	err    error
 }
 
 type exitErr struct{ code int }
@@ -34,7 +35,8 @@ func (f *fakeBuilder) Build(_ context.Context, src io.Reader, o BuildOptions, ou
 	return "sha256:abc", f.err
 }
 
-func (f *fakeBuilder) PruneCache(context.Context) (BuildPruneReport, error) {
+func (f *fakeBuilder) PruneCache(_ context.Context, o BuildPruneOptions) (BuildPruneReport, error) {
+	f.pruned = o
 	return BuildPruneReport{CachesDeleted: []string{"k"}, SpaceReclaimed: 7}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -39,6 +40,29 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, _ strin
 		resp.Warnings = []string{}
 	}
 	return writeJSON(w, http.StatusCreated, resp)
+}
+
+// ContainerPruneBackend is the part of a ContainerBackend that serves POST /containers/prune.
+type ContainerPruneBackend interface {
+	// Prune removes stopped containers that the filters (until, label, label!) select.
+	Prune(ctx context.Context, f filters.Args) (container.PruneReport, error)
+}
+
+// containerPrune serves POST /containers/prune?filters.
+func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request, _ string) error {
+	p, ok := s.containers.(ContainerPruneBackend)
+	if !ok {
+		return errNoBackend("container prune")
+	}
+	f, err := queryFilters(r)
+	if err != nil {
+		return err
+	}
+	rep, err := p.Prune(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
 }
 
 // containerStart serves POST /containers/{id}/start; an already running container answers 304.

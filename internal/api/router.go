@@ -83,6 +83,7 @@ func (s *Server) routeTable() []route {
 
 		fixed(http.MethodPost, "/containers/create", s.containerCreate),
 		fixed(http.MethodGet, "/containers/json", s.containerList),
+		fixed(http.MethodPost, "/containers/prune", s.containerPrune),
 		named(http.MethodPost, "/containers/", "/start", s.containerStart),
 		named(http.MethodPost, "/containers/", "/stop", s.containerStop),
 		named(http.MethodPost, "/containers/", "/kill", s.containerKill),

@@ -27,6 +27,7 @@ type builder struct {
 
 	lex       *shell.Lex
 	metaArgs  map[string]string // ARGs before the first FROM, after --build-arg
+	metaCmds  []instructions.ArgCommand
 	usedArgs  map[string]bool
 	cacheFrom []Image // --cache-from images
 	stages    []instructions.Stage
@@ -46,47 +47,48 @@ type stage struct {
 	cmdSet  bool // CMD given in this stage, so ENTRYPOINT keeps it
 }
 
-func (b *builder) run(ctx context.Context) (string, error) {
+// parse reads the Dockerfile, expands the ARGs before the first FROM, and picks the target and the
+// stages it needs. Every error it returns is the user's (InvalidParameter): FuzzParse holds it to that.
+func (b *builder) parse() (target int, needed map[int]bool, err error) {
 	res, err := parser.Parse(bytes.NewReader(b.bctx.dockerfile))
 	if err != nil {
-		return "", errdefs.InvalidParameter(fmt.Errorf("failed to parse Dockerfile: %w", err))
+		return 0, nil, errdefs.InvalidParameter(fmt.Errorf("failed to parse Dockerfile: %w", err))
 	}
 	if len(res.AST.Children) == 0 {
-		return "", errdefs.InvalidParameter(errors.New("the Dockerfile cannot be empty"))
+		return 0, nil, errdefs.InvalidParameter(errors.New("the Dockerfile cannot be empty"))
 	}
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
-		return "", errdefs.InvalidParameter(fmt.Errorf("dockerfile parse error: %w", err))
+		return 0, nil, errdefs.InvalidParameter(fmt.Errorf("dockerfile parse error: %w", err))
 	}
 	if len(stages) == 0 {
-		return "", errdefs.InvalidParameter(errors.New("no build stage in current context"))
+		return 0, nil, errdefs.InvalidParameter(errors.New("no build stage in current context"))
 	}
 	b.lex = shell.NewLex(res.EscapeToken)
-	b.stages = stages
+	b.stages, b.metaCmds = stages, metaArgs
 	b.results = make([]*stage, len(stages))
 	b.usedArgs = map[string]bool{}
 
 	b.metaArgs = map[string]string{}
 	for i := range metaArgs {
 		if err := b.expand(&metaArgs[i], envList(b.metaArgs, nil)); err != nil {
-			return "", err
+			return 0, nil, err
 		}
 		for _, kv := range metaArgs[i].Args {
 			b.metaArgs[kv.Key] = b.argValue(kv)
 		}
 	}
 
-	target := len(stages) - 1
+	target = len(stages) - 1
 	if b.opts.Target != "" {
 		i, ok := instructions.HasStage(stages, b.opts.Target)
 		if !ok {
-			return "", errdefs.InvalidParameter(fmt.Errorf("failed to reach build target %s in Dockerfile", b.opts.Target))
+			return 0, nil, errdefs.InvalidParameter(fmt.Errorf("failed to reach build target %s in Dockerfile", b.opts.Target))
 		}
 		target = i
 	}
-	needed, err := b.neededStages(target)
-	if err != nil {
-		return "", err
+	if needed, err = b.neededStages(target); err != nil {
+		return 0, nil, err
 	}
 	b.total = len(metaArgs)
 	for i := range stages {
@@ -97,10 +99,18 @@ func (b *builder) run(ctx context.Context) (string, error) {
 	if len(b.opts.Labels) > 0 {
 		b.total++
 	}
-	for i := range metaArgs {
-		b.printStep(metaArgs[i].String())
+	return target, needed, nil
+}
+
+func (b *builder) run(ctx context.Context) (string, error) {
+	target, needed, err := b.parse()
+	if err != nil {
+		return "", err
 	}
-	for i := range stages {
+	for i := range b.metaCmds {
+		b.printStep(b.metaCmds[i].String())
+	}
+	for i := range b.stages {
 		if !needed[i] {
 			continue
 		}

@@ -3,16 +3,23 @@ package build
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketCache maps a step's cache key to the image the step made.
-var bucketCache = []byte("build-cache")
+// bucketCache maps a step's cache key to the image the step made; bucketCacheUsed maps it to when a
+// build last made or used it (8 bytes, big-endian Unix nanoseconds), which prune's until and
+// keep-storage go by. An entry without a time (from before it was recorded) counts as the oldest.
+var (
+	bucketCache     = []byte("build-cache")
+	bucketCacheUsed = []byte("build-cache-used")
+)
 
 // cacheKey digests what decides a step's result: the parent image, the kind of step and its command,
 // the config it runs with and anything else it reads (extra: RUN settings, COPY's content digest).
@@ -39,12 +46,20 @@ func (s *Service) cacheGet(ctx context.Context, key string) (string, bool) {
 	if _, err := s.cfg.Images.Get(ctx, id); err != nil {
 		return "", false
 	}
+	_ = s.cfg.DB.Update(func(tx *bolt.Tx) error { return touch(tx, key) })
 	return id, true
+}
+
+func touch(tx *bolt.Tx, key string) error {
+	return tx.Bucket(bucketCacheUsed).Put([]byte(key), binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
 }
 
 func (s *Service) cachePut(key, id string) error {
 	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCache).Put([]byte(key), []byte(id))
+		if err := tx.Bucket(bucketCache).Put([]byte(key), []byte(id)); err != nil {
+			return err
+		}
+		return touch(tx, key)
 	})
 	if err != nil {
 		return errdefs.System(err)

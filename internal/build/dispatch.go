@@ -251,13 +251,12 @@ func (b *builder) dispatch(ctx context.Context, st *stage, cmd instructions.Comm
 		st.config.User = c.User
 		return nop("USER " + c.User)
 	case *instructions.WorkdirCommand:
-		// The runtime creates a missing working directory when a container starts, as Docker's does.
 		p := c.Path
 		if !path.IsAbs(p) {
 			p = path.Join("/", st.config.WorkingDir, p)
 		}
 		st.config.WorkingDir = path.Clean(p)
-		return nop("WORKDIR " + st.config.WorkingDir)
+		return b.workdirStep(ctx, st)
 	case *instructions.StopSignalCommand:
 		st.config.StopSignal = c.Signal
 		return nop("STOPSIGNAL " + c.Signal)
@@ -415,7 +414,7 @@ func (b *builder) runStep(ctx context.Context, st *stage, c *instructions.RunCom
 		}()
 		code, err := b.svc.cfg.Runner.Run(ctx, RunRequest{
 			Image: st.imageID, Cmd: argv, Env: env, User: st.config.User, WorkingDir: st.config.WorkingDir,
-			NetworkMode: b.opts.NetworkMode, Output: b.stepOut, Resources: b.opts.Resources,
+			NetworkMode: b.opts.NetworkMode, Output: b.stepOut, Resources: b.opts.Resources, ExtraHosts: b.opts.ExtraHosts,
 			Started: func(c string) {
 				cid = c
 				fmt.Fprintf(b.stepOut, " ---> Running in %s\n", shortID(c))

@@ -2,8 +2,14 @@ package build
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"sort"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	timetypes "github.com/docker/docker/api/types/time"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -12,6 +18,45 @@ type ImageRemover interface {
 	// RemoveUnused deletes the image id unless it is tagged, used by a container or the parent of
 	// another image, and reports the bytes its own layer freed.
 	RemoveUnused(ctx context.Context, id string) (removed bool, reclaimed int64)
+	// LayerSize is the size of the image's own layer (what removing it would free), 0 when unknown.
+	LayerSize(ctx context.Context, id string) int64
+}
+
+// PruneOptions choose what Prune removes, as `docker builder prune` does with BuildKit's cache.
+type PruneOptions struct {
+	// All is accepted for compatibility and changes nothing: like BuildKit's ordinary records, every
+	// entry of this cache is prunable without it, and there are no internal records for it to add.
+	All bool
+	// KeepStorage, when positive, keeps the most recently used entries whose step images together take
+	// at most this many bytes; older ones go.
+	KeepStorage int64
+	// Filters: until=<time or duration> spares entries a build made or used after it; label=... selects
+	// nothing and label!=... everything, since cache entries have no labels (so `docker system prune
+	// --filter label=x` keeps the cache).
+	Filters filters.Args
+}
+
+var pruneFilters = map[string]bool{"until": true, "label": true, "label!": true}
+
+// pruneUntil reads the until filter: a Unix timestamp, a date/time, or a duration before now.
+func pruneUntil(f filters.Args) (time.Time, error) {
+	vals := f.Get("until")
+	switch len(vals) {
+	case 0:
+		return time.Time{}, nil
+	case 1:
+	default:
+		return time.Time{}, errdefs.InvalidParameter(errors.New("more than one until filter specified"))
+	}
+	ts, err := timetypes.GetTimestamp(vals[0], time.Now())
+	if err != nil {
+		return time.Time{}, errdefs.InvalidParameter(err)
+	}
+	sec, nsec, err := timetypes.ParseTimestamps(ts, 0)
+	if err != nil {
+		return time.Time{}, errdefs.InvalidParameter(err)
+	}
+	return time.Unix(sec, nsec), nil
 }
 
 // PruneReport is what Prune removed.
@@ -20,34 +65,77 @@ type PruneReport struct {
 	SpaceReclaimed uint64
 }
 
-// Prune empties the build cache and deletes the step images it held that nothing else needs:
-// untagged, unused, and not under another image. Images under a tagged image stay until it goes.
-func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
-	var rep PruneReport
-	images := map[string]bool{}
-	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCache)
-		var keys [][]byte
-		if err := b.ForEach(func(k, v []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			images[string(v)] = true
-			return nil
-		}); err != nil {
-			return err
+type cacheEntry struct {
+	key, id string
+	used    time.Time
+}
+
+// Prune removes build cache entries and the step images only they kept: untagged, unused, and not
+// under another image. Images under a tagged image stay until it goes.
+func (s *Service) Prune(ctx context.Context, o PruneOptions) (PruneReport, error) {
+	rep := PruneReport{CachesDeleted: []string{}}
+	if err := o.Filters.Validate(pruneFilters); err != nil {
+		return rep, errdefs.InvalidParameter(err)
+	}
+	until, err := pruneUntil(o.Filters)
+	if err != nil {
+		return rep, err
+	}
+	entries, err := s.cacheEntries()
+	if err != nil {
+		return rep, err
+	}
+	if o.Filters.Contains("label") {
+		return rep, nil
+	}
+	rm, _ := s.cfg.Images.(ImageRemover)
+	keep := map[string]bool{} // keys
+	if o.KeepStorage > 0 && rm != nil {
+		var total int64
+		counted := map[string]bool{}
+		for i := len(entries) - 1; i >= 0; i-- {
+			e := entries[i]
+			if !counted[e.id] {
+				counted[e.id] = true
+				total += rm.LayerSize(ctx, e.id)
+			}
+			if total > o.KeepStorage {
+				break
+			}
+			keep[e.key] = true
 		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
+	}
+	var drop []string
+	images := map[string]bool{}
+	for _, e := range entries {
+		if keep[e.key] || (!until.IsZero() && !e.used.Before(until)) {
+			continue
+		}
+		drop = append(drop, e.key)
+		images[e.id] = true
+	}
+	for _, e := range entries {
+		if keep[e.key] || (!until.IsZero() && !e.used.Before(until)) {
+			delete(images, e.id) // an entry that stays still needs its image
+		}
+	}
+	err = s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		for _, k := range drop {
+			if err := tx.Bucket(bucketCache).Delete([]byte(k)); err != nil {
 				return err
 			}
-			rep.CachesDeleted = append(rep.CachesDeleted, string(k))
+			if err := tx.Bucket(bucketCacheUsed).Delete([]byte(k)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, errdefs.System(err)
 	}
-	rm, ok := s.cfg.Images.(ImageRemover)
-	if !ok {
+	sort.Strings(drop)
+	rep.CachesDeleted = append(rep.CachesDeleted, drop...)
+	if rm == nil {
 		return rep, nil
 	}
 	// Children first: each pass removes the leaves, which frees their parents for the next one.
@@ -65,4 +153,25 @@ func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// cacheEntries lists the cache, least recently used first.
+func (s *Service) cacheEntries() ([]cacheEntry, error) {
+	var out []cacheEntry
+	err := s.cfg.DB.View(func(tx *bolt.Tx) error {
+		used := tx.Bucket(bucketCacheUsed)
+		return tx.Bucket(bucketCache).ForEach(func(k, v []byte) error {
+			e := cacheEntry{key: string(k), id: string(v)}
+			if t := used.Get(k); len(t) == 8 {
+				e.used = time.Unix(0, int64(binary.BigEndian.Uint64(t)))
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, errdefs.System(err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].used.Before(out[j].used) })
+	return out, nil
 }

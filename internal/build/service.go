@@ -56,6 +56,8 @@ type RunRequest struct {
 	NetworkMode string
 	// Resources limit the container (docker build -m, --cpu-shares, ...).
 	Resources Resources
+	// ExtraHosts are --add-host entries for the container's /etc/hosts.
+	ExtraHosts []string
 	// Output receives the command's stdout and stderr as they come.
 	Output io.Writer
 	// Started is called with the container's ID once it runs.
@@ -66,6 +68,14 @@ type RunRequest struct {
 type Resources struct {
 	Memory, MemorySwap, CPUShares, CPUPeriod, CPUQuota int64
 	CpusetCpus                                         string
+	ShmSize                                            int64 // /dev/shm's size; 0 = the default
+	Ulimits                                            []Ulimit
+}
+
+// Ulimit is one --ulimit of RUN containers.
+type Ulimit struct {
+	Name       string
+	Soft, Hard int64
 }
 
 // Runner runs RUN steps.
@@ -102,7 +112,10 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if err := cfg.DB.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketCache)
+		if _, err := tx.CreateBucketIfNotExists(bucketCache); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketCacheUsed)
 		return err
 	}); err != nil {
 		return nil, errdefs.System(err)
@@ -121,6 +134,8 @@ type Options struct {
 	// CacheFrom names images whose history and layers steps may reuse (see fromCacheSources).
 	CacheFrom   []string
 	NetworkMode string
+	// ExtraHosts (--add-host) go into every RUN step's /etc/hosts.
+	ExtraHosts []string
 	// SuppressOutput (-q) leaves out step output; the image ID is still reported.
 	SuppressOutput bool
 	// Remote is a git repository to use as the context instead of the request body.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/archive"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	units "github.com/docker/go-units"
 	"github.com/moby/patternmatcher"
@@ -30,6 +31,9 @@ func newBuildCommand(e *env) *cobra.Command {
 		memory, memorySwap                 string
 		cpuShares, cpuPeriod, cpuQuota     int64
 		cpusetCpus                         string
+		addHosts                           []string
+		shmSize                            memBytes
+		ulimits                            ulimitList
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH | -",
@@ -43,6 +47,7 @@ func newBuildCommand(e *env) *cobra.Command {
 				BuildArgs: map[string]*string{}, Labels: map[string]string{}, Version: build.BuilderV1,
 			}
 			opts.CPUShares, opts.CPUPeriod, opts.CPUQuota, opts.CPUSetCPUs = cpuShares, cpuPeriod, cpuQuota, cpusetCpus
+			opts.ExtraHosts, opts.ShmSize, opts.Ulimits = addHosts, int64(shmSize), []*container.Ulimit(ulimits)
 			for flag, dst := range map[string]*int64{memory: &opts.Memory, memorySwap: &opts.MemorySwap} {
 				if flag == "" {
 					continue
@@ -138,6 +143,9 @@ func newBuildCommand(e *env) *cobra.Command {
 	f.StringArrayVar(&labels, "label", nil, "Set metadata for an image")
 	f.StringArrayVar(&cacheFrom, "cache-from", nil, "Images to consider as cache sources")
 	f.BoolVar(&noCache, "no-cache", false, "Do not use cache when building the image")
+	stringsFlag(f, &addHosts, "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
+	f.Var(&shmSize, "shm-size", "Size of /dev/shm")
+	f.Var(&ulimits, "ulimit", "Ulimit options")
 	f.StringVar(&target, "target", "", "Set the target build stage to build")
 	f.StringVar(&network, "network", "", "Set the networking mode for the RUN instructions during build")
 	f.StringVar(&iidfile, "iidfile", "", "Write the image ID to the file")

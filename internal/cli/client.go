@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -33,7 +35,10 @@ func resolveHost(flag string, getenv func(string) string) string {
 // engine owns the SDK client for one invocation. It is created on first use so `berth --help` never
 // touches the network or builds HTTP machinery.
 type engine struct {
-	host    string
+	host string
+	// tls gives the TLS configuration for the daemon (nil for none); called once, on first use.
+	tls     func() (*tls.Config, error)
+	tlsCfg  *tls.Config
 	cli     *client.Client
 	pinned  bool // the user fixed the version ($DOCKER_API_VERSION): never second-guess it
 	retried bool
@@ -43,7 +48,14 @@ func (e *engine) client() (*client.Client, error) {
 	if e.cli != nil {
 		return e.cli, nil
 	}
-	opts := []client.Opt{client.WithHost(e.host), client.WithTLSClientConfigFromEnv()}
+	if e.tls != nil {
+		cfg, err := e.tls()
+		if err != nil {
+			return nil, err
+		}
+		e.tlsCfg, e.tls = cfg, nil
+	}
+	opts := e.transportOpts()
 	if v := os.Getenv("DOCKER_API_VERSION"); v != "" {
 		e.pinned = true
 		opts = append(opts, client.WithVersion(v))
@@ -97,7 +109,7 @@ func (e *engine) ensureVersion(ctx context.Context) error {
 }
 
 func (e *engine) downgrade(ctx context.Context, msg string) error {
-	opts := []client.Opt{client.WithHost(e.host), client.WithTLSClientConfigFromEnv()}
+	opts := e.transportOpts()
 	m := maxVersionRE.FindStringSubmatch(msg)
 	if m != nil {
 		opts = append(opts, client.WithVersion(m[1]))
@@ -114,6 +126,19 @@ func (e *engine) downgrade(ctx context.Context, msg string) error {
 	_ = e.cli.Close()
 	e.cli = c
 	return nil
+}
+
+// transportOpts point the client at the host, over TLS when configured. The HTTP client must come before
+// WithHost, which sets up the dialer on its transport.
+func (e *engine) transportOpts() []client.Opt {
+	var opts []client.Opt
+	if e.tlsCfg != nil {
+		opts = append(opts, client.WithHTTPClient(&http.Client{
+			Transport:     &http.Transport{TLSClientConfig: e.tlsCfg},
+			CheckRedirect: client.CheckRedirect,
+		}))
+	}
+	return append(opts, client.WithHost(e.host))
 }
 
 func isVersionError(err error) bool {

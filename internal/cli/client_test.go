@@ -132,9 +132,9 @@ func TestSplitGlobalFlags(t *testing.T) {
 		{[]string{"ps", "-a"}, "", []string{"ps", "-a"}},
 	}
 	for _, tc := range cases {
-		host, rest, err := splitGlobalFlags(tc.args)
-		if err != nil || host != tc.host || !reflect.DeepEqual(rest, tc.rest) {
-			t.Errorf("%q: %q %q %v", tc.args, host, rest, err)
+		g, rest, err := splitGlobalFlags(tc.args)
+		if err != nil || g.host != tc.host || !reflect.DeepEqual(rest, tc.rest) {
+			t.Errorf("%q: %q %q %v", tc.args, g.host, rest, err)
 		}
 	}
 	if _, _, err := splitGlobalFlags([]string{"-H"}); err == nil {
@@ -161,3 +161,32 @@ func TestRunStartErrorCodes(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestGlobalTLSFlags(t *testing.T) {
+	g, rest, err := splitGlobalFlags([]string{"--tlsverify", "--tlscacert", "/c/ca.pem", "--tlscert=/c/cert.pem", "--tlskey", "/c/key.pem", "-H", "tcp://h:2376", "ps"})
+	if err != nil || g.tlsVerify == nil || !*g.tlsVerify || g.caCert != "/c/ca.pem" || g.cert != "/c/cert.pem" ||
+		g.key != "/c/key.pem" || g.host != "tcp://h:2376" || !reflect.DeepEqual(rest, []string{"ps"}) {
+		t.Fatalf("%+v %q %v", g, rest, err)
+	}
+	if g, _, err := splitGlobalFlags([]string{"--tls=false", "ps"}); err != nil || g.tls == nil || *g.tls {
+		t.Fatalf("--tls=false: %+v %v", g, err)
+	}
+	if _, _, err := splitGlobalFlags([]string{"--tlsverify=maybe", "ps"}); err == nil {
+		t.Fatal("--tlsverify=maybe accepted")
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	// No flag and no $DOCKER_TLS_VERIFY: plain, even with $DOCKER_CERT_PATH (as docker).
+	if cfg, err := clientTLS(globalOptions{}, env(map[string]string{"DOCKER_CERT_PATH": t.TempDir()})); cfg != nil || err != nil {
+		t.Fatalf("TLS without asking: %v %v", cfg, err)
+	}
+	// $DOCKER_TLS_VERIFY with a cert path that has no ca.pem: docker's error, not a silent plain connection.
+	if _, err := clientTLS(globalOptions{}, env(map[string]string{"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": t.TempDir()})); err == nil {
+		t.Fatal("missing ca.pem accepted")
+	}
+	// --tls alone: encrypted, the daemon not verified, no client certificate when there is none.
+	on := true
+	cfg, err := clientTLS(globalOptions{tls: &on}, env(map[string]string{"DOCKER_CERT_PATH": t.TempDir()}))
+	if err != nil || cfg == nil || !cfg.InsecureSkipVerify || len(cfg.Certificates) != 0 {
+		t.Fatalf("--tls: %+v %v", cfg, err)
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,24 +31,29 @@ type Streams struct {
 // used to expand bare `-e KEY`.
 type env struct {
 	Streams
-	hostFlag string
-	eng      *engine
-	getenv   func(string) string
-	lookup   func(string) (string, bool)
+	global globalOptions
+	eng    *engine
+	getenv func(string) string
+	lookup func(string) (string, bool)
 }
 
 // do runs an API call through the engine, falling back to an older API version if the daemon asks.
 func (e *env) do(ctx context.Context, fn func(*client.Client) error) error {
 	if e.eng == nil {
-		e.eng = &engine{host: resolveHost(e.hostFlag, e.getenv)}
+		e.eng = e.newEngine()
 	}
 	return e.eng.do(ctx, fn)
+}
+
+// newEngine resolves where and how to reach the daemon; nothing is opened until the first call.
+func (e *env) newEngine() *engine {
+	return &engine{host: resolveHost(e.global.host, e.getenv), tls: func() (*tls.Config, error) { return clientTLS(e.global, e.getenv) }}
 }
 
 // api returns the client for calls after the first one, when the version is settled.
 func (e *env) api() (*client.Client, error) {
 	if e.eng == nil {
-		e.eng = &engine{host: resolveHost(e.hostFlag, e.getenv)}
+		e.eng = e.newEngine()
 	}
 	return e.eng.client()
 }
@@ -62,11 +68,11 @@ func Run(ctx context.Context, args []string, s Streams) int {
 		}
 	}()
 	root := newRootCommand(e)
-	host, rest, err := splitGlobalFlags(args)
+	global, rest, err := splitGlobalFlags(args)
 	if err != nil {
 		return exitCode(s.Err, &StatusError{Status: err.Error() + "\n\nRun 'berth --help' for more information", StatusCode: 125})
 	}
-	e.hostFlag = host
+	e.global = global
 	root.SetArgs(rest)
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
@@ -111,6 +117,11 @@ func newRootCommand(e *env) *cobra.Command {
 	// Only for help: global flags are taken off the front of the command line by splitGlobalFlags, as
 	// docker does, so subcommands keep their own -H (history -H).
 	root.Flags().StringP("host", "H", "", "Daemon socket to connect to")
+	root.Flags().Bool("tls", false, "Use TLS; implied by --tlsverify")
+	root.Flags().String("tlscacert", "", "Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)")
+	root.Flags().String("tlscert", "", "Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)")
+	root.Flags().String("tlskey", "", "Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)")
+	root.Flags().Bool("tlsverify", false, "Use TLS and verify the remote (default $DOCKER_TLS_VERIFY)")
 	root.Flags().BoolP("version", "v", false, "Print version information and quit")
 	root.SetFlagErrorFunc(flagError)
 
@@ -142,7 +153,7 @@ func newRootCommand(e *env) *cobra.Command {
 	}
 	ls := newPsCommand(e)
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"ps", "list"}
-	ctr.AddCommand(ls, newInspectCommand(e, "container"))
+	ctr.AddCommand(ls, newInspectCommand(e, "container"), newContainerPruneCommand(e))
 
 	img := &cobra.Command{Use: "image", Short: "Manage images", Args: noArgs, RunE: showHelp}
 	for _, f := range imageCmds {
@@ -254,28 +265,4 @@ func joinErrors(errs []string) error {
 		return nil
 	}
 	return errors.New(strings.Join(errs, "\n"))
-}
-
-// splitGlobalFlags takes -H/--host off the front of args (before the command name), where docker accepts
-// global options.
-func splitGlobalFlags(args []string) (host string, rest []string, err error) {
-	i := 0
-	for ; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-H" || a == "--host":
-			if i+1 >= len(args) {
-				return "", nil, fmt.Errorf("flag needs an argument: %s", a)
-			}
-			host = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--host="):
-			host = strings.TrimPrefix(a, "--host=")
-		case strings.HasPrefix(a, "-H"):
-			host = strings.TrimPrefix(strings.TrimPrefix(a, "-H"), "=")
-		default:
-			return host, args[i:], nil
-		}
-	}
-	return host, args[i:], nil
 }

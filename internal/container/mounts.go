@@ -309,7 +309,7 @@ var tmpfsFlags = map[string]bool{
 
 var tmpfsKeys = map[string]bool{"size": true, "mode": true, "uid": true, "gid": true, "nr_inodes": true, "nr_blocks": true, "mpol": true, "huge": true}
 
-// checkTmpfsOptions rejects options tmpfs does not know, before anything is created.
+// checkTmpfsOptions rejects options tmpfs does not know, before anything is created (InvalidParameter).
 func checkTmpfsOptions(opts string) error {
 	if opts == "" {
 		return nil
@@ -318,17 +318,17 @@ func checkTmpfsOptions(opts string) error {
 		k, v, hasValue := strings.Cut(o, "=")
 		if hasValue {
 			if !tmpfsKeys[k] {
-				return fmt.Errorf("invalid tmpfs option [%q]", o)
+				return errdefs.InvalidParameter(fmt.Errorf("invalid tmpfs option [%q]", o))
 			}
 			if k == "mode" {
 				if _, err := strconv.ParseUint(v, 8, 32); err != nil {
-					return fmt.Errorf("invalid tmpfs option [%q]", o)
+					return errdefs.InvalidParameter(fmt.Errorf("invalid tmpfs option [%q]", o))
 				}
 			}
 			continue
 		}
 		if !tmpfsFlags[k] {
-			return fmt.Errorf("invalid tmpfs option [%q]", o)
+			return errdefs.InvalidParameter(fmt.Errorf("invalid tmpfs option [%q]", o))
 		}
 	}
 	return nil

@@ -80,10 +80,14 @@ func (r buildRunner) Run(ctx context.Context, req build.RunRequest, commit func(
 		Labels:      map[string]string{"berth.build": "true"},
 	}
 	lim := req.Resources
-	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode), Resources: dcontainer.Resources{
-		Memory: lim.Memory, MemorySwap: lim.MemorySwap, CPUShares: lim.CPUShares, CPUPeriod: lim.CPUPeriod,
-		CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus,
-	}}
+	hc := &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode(req.NetworkMode), ExtraHosts: req.ExtraHosts,
+		ShmSize: lim.ShmSize, Resources: dcontainer.Resources{
+			Memory: lim.Memory, MemorySwap: lim.MemorySwap, CPUShares: lim.CPUShares, CPUPeriod: lim.CPUPeriod,
+			CPUQuota: lim.CPUQuota, CpusetCpus: lim.CpusetCpus,
+		}}
+	for _, u := range lim.Ulimits {
+		hc.Ulimits = append(hc.Ulimits, &dcontainer.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
 	created, err := r.c.Create(ctx, "", cfg, hc, &network.NetworkingConfig{})
 	if err != nil {
 		return 0, err
@@ -156,8 +160,8 @@ type buildBackend struct{ s *build.Service }
 func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptions, out io.Writer) (string, error) {
 	res, err := b.s.Build(ctx, src, build.Options{
 		Tags: o.Tags, Dockerfile: o.Dockerfile, BuildArgs: o.BuildArgs, NoCache: o.NoCache, Target: o.Target,
-		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote,
-		Resources: build.Resources{Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
+		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote, ExtraHosts: o.ExtraHosts,
+		Resources: build.Resources{ShmSize: o.ShmSize, Ulimits: buildUlimits(o.Ulimits), Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
 			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
 		PullParent: o.PullParent, Auths: o.Auths,
 	}, out)
@@ -170,20 +174,41 @@ func (b buildImages) RemoveUnused(ctx context.Context, id string) (bool, int64) 
 	if err != nil || len(img.RepoTags) > 0 {
 		return false, 0
 	}
-	size := img.Size
-	if img.Parent != "" {
-		if p, err := b.s.Get(ctx, img.Parent.String()); err == nil {
-			size -= p.Size
-		}
-	}
+	size := b.LayerSize(ctx, id)
 	if _, err := b.s.Remove(ctx, id, false, true); err != nil {
 		return false, 0
 	}
 	return true, max(size, 0)
 }
 
-func (b buildBackend) PruneCache(ctx context.Context) (api.BuildPruneReport, error) {
-	rep, err := b.s.Prune(ctx)
+// buildUlimits converts the API's --ulimit values for the build service.
+func buildUlimits(in []*dcontainer.Ulimit) []build.Ulimit {
+	var out []build.Ulimit
+	for _, u := range in {
+		if u != nil {
+			out = append(out, build.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+		}
+	}
+	return out
+}
+
+// LayerSize is the bytes of a step image's own layer (build.ImageRemover).
+func (b buildImages) LayerSize(ctx context.Context, id string) int64 {
+	img, err := b.s.Get(ctx, id)
+	if err != nil {
+		return 0
+	}
+	size := img.Size
+	if img.Parent != "" {
+		if p, err := b.s.Get(ctx, img.Parent.String()); err == nil {
+			size -= p.Size
+		}
+	}
+	return max(size, 0)
+}
+
+func (b buildBackend) PruneCache(ctx context.Context, o api.BuildPruneOptions) (api.BuildPruneReport, error) {
+	rep, err := b.s.Prune(ctx, build.PruneOptions{All: o.All, KeepStorage: o.KeepStorage, Filters: o.Filters})
 	return api.BuildPruneReport{CachesDeleted: rep.CachesDeleted, SpaceReclaimed: rep.SpaceReclaimed}, err
 }
 

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,8 +44,9 @@ var Version = "0.1.0-dev"
 type Options struct {
 	DataRoot string
 	ExecRoot string
-	Hosts    []string
 	PidFile  string
+	// ListenOptions are -H, -G and the TLS flags.
+	ListenOptions
 	// Bridge names the default bridge's interface ("" = berth0); BIP is its address and prefix (--bip).
 	Bridge, BIP string
 	Logger      *slog.Logger
@@ -89,6 +89,10 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("%s: the data root and exec root must be absolute paths", dir)
 		}
 	}
+	// Refuse a bad -H/TLS combination before taking any lock or touching state.
+	if err := opts.ListenOptions.check(); err != nil {
+		return err
+	}
 	dataLock, err := lockRoot(opts.DataRoot)
 	if err != nil {
 		return err
@@ -125,16 +129,9 @@ func Run(ctx context.Context, opts Options) error {
 		Version:    d.version(),
 		Logger:     log,
 	})
-	var listeners []net.Listener
-	for _, h := range opts.Hosts {
-		l, err := listen(h)
-		if err != nil {
-			for _, l := range listeners {
-				l.Close()
-			}
-			return err
-		}
-		listeners = append(listeners, l)
+	listeners, err := listenAll(opts.ListenOptions, log)
+	if err != nil {
+		return err
 	}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
@@ -324,48 +321,6 @@ func (d *Daemon) version() types.Version {
 			Details: map[string]string{"ApiVersion": apiversion.DefaultVersion, "MinAPIVersion": "1.24", "Os": "linux", "Arch": goArch()},
 		}},
 	}
-}
-
-// listen opens one -H address: unix:///path (mode 0660, group "berth" when that group exists) or fd://.
-func listen(addr string) (net.Listener, error) {
-	proto, path, ok := strings.Cut(addr, "://")
-	if !ok {
-		proto, path = "unix", addr
-	}
-	switch proto {
-	case "unix":
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, err
-		}
-		// A socket file left by a crashed daemon would make listen fail; our root lock says nobody serves it.
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("%s is in use by another daemon", path)
-			}
-			_ = os.Remove(path)
-		}
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			return nil, err
-		}
-		gid := 0
-		if g, err := user.LookupGroup("berth"); err == nil {
-			gid, _ = strconv.Atoi(g.Gid)
-		}
-		if err := os.Chown(path, 0, gid); err != nil {
-			l.Close()
-			return nil, err
-		}
-		if err := os.Chmod(path, 0o660); err != nil {
-			l.Close()
-			return nil, err
-		}
-		return l, nil
-	case "tcp":
-		return nil, fmt.Errorf("%s: tcp listeners need TLS, which is not supported yet; use a unix socket", addr)
-	}
-	return nil, fmt.Errorf("%s: unsupported protocol %q (use unix://)", addr, proto)
 }
 
 // initBinary is what --init puts in a container: the berth-init installed next to berthd, or berthd
