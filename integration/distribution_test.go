@@ -2,18 +2,12 @@ package integration
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -41,10 +36,9 @@ func startRegistry(t *testing.T, htpasswd string) string {
 	return startRegistryOn(t, "127.0.0.1", htpasswd, nil)
 }
 
-// registryTLS is a certificate and key (PEM) for a registry to serve.
-type registryTLS struct{ cert, key []byte }
-
-func startRegistryOn(t *testing.T, ip, htpasswd string, tlsFiles *registryTLS) string {
+// startRegistryOn is startRegistry on the address ip, serving TLS with pki's server certificate when
+// pki is set.
+func startRegistryOn(t *testing.T, ip, htpasswd string, pki *testutil.PKI) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -68,10 +62,8 @@ func startRegistryOn(t *testing.T, ip, htpasswd string, tlsFiles *registryTLS) s
 		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s/htpasswd\n", dir)
 	}
 	scheme := "http"
-	if tlsFiles != nil {
-		os.WriteFile(filepath.Join(dir, "cert.pem"), tlsFiles.cert, 0o600)
-		os.WriteFile(filepath.Join(dir, "key.pem"), tlsFiles.key, 0o600)
-		cfg += fmt.Sprintf("  tls:\n    certificate: %s/cert.pem\n    key: %s/key.pem\n", dir, dir)
+	if pki != nil {
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", pki.ServerCert, pki.ServerKey)
 		scheme = "https"
 	}
 	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600)
@@ -554,33 +546,6 @@ func TestPullFaultsAndResume(t *testing.T) {
 	}
 }
 
-// testCA makes a certificate authority and a server certificate for ip, both PEM.
-func testCA(t *testing.T, ip string) (caPEM []byte, server registryTLS) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP(ip)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		registryTLS{cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})}
-}
-
 // A registry off loopback is a secure one: TLS, verified against the system roots plus the CA in
 // certs.d/<host:port>/ca.crt. (It listens on the test bridge's address, which is this host's own.)
 func TestRegistryTLS(t *testing.T) {
@@ -598,8 +563,11 @@ func TestRegistryTLS(t *testing.T) {
 	if ip == "" {
 		t.Skip("the test bridge has no IPv4 address")
 	}
-	caPEM, server := testCA(t, ip)
-	reg := startRegistryOn(t, ip, "", &server)
+	pki, err := testutil.WritePKI(t.TempDir(), net.ParseIP(ip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := startRegistryOn(t, ip, "", &pki)
 	ref := reg + "/secure/app:1"
 	mustDocker(t, "tag", busybox, ref)
 	t.Cleanup(func() { rmiQuiet(ref) })
@@ -612,6 +580,7 @@ func TestRegistryTLS(t *testing.T) {
 	if err := os.MkdirAll(certs, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	caPEM, _ := os.ReadFile(pki.CA)
 	os.WriteFile(filepath.Join(certs, "ca.crt"), caPEM, 0o644)
 	mustDocker(t, "push", ref)
 	rmiQuiet(ref)

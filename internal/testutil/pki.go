@@ -24,8 +24,9 @@ type PKI struct {
 }
 
 // WritePKI makes a new CA and its server and client certificates under dir (created if missing). Every
-// call makes an unrelated CA, so two PKIs do not trust each other.
-func WritePKI(dir string) (PKI, error) {
+// call makes an unrelated CA, so two PKIs do not trust each other. The server certificate is also
+// valid for serverIPs.
+func WritePKI(dir string, serverIPs ...net.IP) (PKI, error) {
 	p := PKI{
 		Dir: dir, CA: filepath.Join(dir, "ca.pem"),
 		ServerCert: filepath.Join(dir, "server-cert.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
@@ -64,7 +65,7 @@ func WritePKI(dir string) (PKI, error) {
 		}
 		if server {
 			tmpl.DNSNames = []string{"localhost"}
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+			tmpl.IPAddresses = append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, serverIPs...)
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
