@@ -77,24 +77,26 @@ func (p *registryProc) kill() {
 	}
 }
 
-var conformanceBin string
-
-// buildConformance builds the OCI distribution-spec conformance suite, pinned in
-// testdata/ociconformance (fetched through the Go module proxy like any dependency).
-func buildConformance(t *testing.T) string {
+// buildTool builds a Go program pinned by one of the small modules under testdata (fetched through the
+// Go module proxy like any dependency), once per test run.
+func buildTool(t *testing.T, moduleDir, pkg string) string {
 	t.Helper()
-	if conformanceBin != "" {
-		return conformanceBin
+	bin := filepath.Join(env.tmp, "tool-"+filepath.Base(pkg))
+	if fileExists(bin) {
+		return bin
 	}
-	bin := filepath.Join(env.tmp, "oci-conformance")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/opencontainers/distribution-spec/conformance")
-	cmd.Dir = "testdata/ociconformance"
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the conformance suite: %v\n%s", err, out)
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
 	}
-	conformanceBin = bin
 	return bin
+}
+
+// buildConformance builds the OCI distribution-spec conformance suite.
+func buildConformance(t *testing.T) string {
+	return buildTool(t, "testdata/ociconformance", "github.com/opencontainers/distribution-spec/conformance")
 }
 
 // TestRegistryConformance runs the official OCI distribution-spec conformance suite (spec 1.1, every
@@ -486,5 +488,59 @@ func TestRegistryKill9MidUpload(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(root, "tmp")); len(ents) != 0 {
 		t.Fatalf("tmp not cleared by gc: %v", ents)
+	}
+}
+
+// TestRegistryCrane drives the registry with go-containerregistry's crane: login through the token
+// flow, push a docker-save archive, list, tag, copy to another repository (a cross-repository mount),
+// pull, delete, catalog.
+func TestRegistryCrane(t *testing.T) {
+	crane := buildTool(t, "testdata/crane", "github.com/google/go-containerregistry/cmd/crane")
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "busybox.tar")
+	if r := runCmd(t, berthCmd("save", "-o", archive, busybox), ""); r.code != 0 {
+		t.Fatalf("berth save: %s", r)
+	}
+	reg := startRegistry(t, filepath.Join(dir, "root"), "--htpasswd", writeHtpasswd(t, dir, "bob", "hunter22"))
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(crane, append(args, "--insecure")...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"))
+		r := runCmd(t, cmd, "")
+		if r.code != 0 {
+			t.Fatalf("crane %v: %s\nregistry log:\n%s", args, r, reg.logs)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	cmd := exec.Command(crane, "ls", reg.addr+"/c/busybox", "--insecure")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"))
+	if r := runCmd(t, cmd, ""); r.code == 0 || !strings.Contains(r.stderr, "UNAUTHORIZED") {
+		t.Fatalf("crane without login: %s", r)
+	}
+	run("auth", "login", reg.addr, "-u", "bob", "-p", "hunter22")
+	run("push", archive, reg.addr+"/c/busybox:v1")
+	dg := run("digest", reg.addr+"/c/busybox:v1")
+	run("tag", reg.addr+"/c/busybox:v1", "v2")
+	if got := run("ls", reg.addr+"/c/busybox"); got != "v1\nv2" {
+		t.Fatalf("tags: %q", got)
+	}
+	run("copy", reg.addr+"/c/busybox:v1", reg.addr+"/d/copied:latest")
+	if got := run("digest", reg.addr+"/d/copied:latest"); got != dg {
+		t.Fatalf("copied digest %s, want %s", got, dg)
+	}
+	if got := run("catalog", reg.addr); got != "c/busybox\nd/copied" {
+		t.Fatalf("catalog: %q", got)
+	}
+	layout := filepath.Join(dir, "layout")
+	run("pull", "--format", "oci", reg.addr+"/d/copied@"+dg, layout)
+	index, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil || !strings.Contains(string(index), dg) {
+		t.Fatalf("pulled layout index %s (%v)", index, err)
+	}
+	run("delete", reg.addr+"/c/busybox@"+dg)
+	cmd = exec.Command(crane, "manifest", reg.addr+"/c/busybox:v1", "--insecure")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(dir, "docker-config"))
+	if r := runCmd(t, cmd, ""); r.code == 0 || !strings.Contains(r.stderr, "MANIFEST_UNKNOWN") {
+		t.Fatalf("manifest after delete: %s", r)
 	}
 }
