@@ -20,7 +20,6 @@ const (
 	codeUnauthorized        = "UNAUTHORIZED"
 	codeDenied              = "DENIED"
 	codeUnsupported         = "UNSUPPORTED"
-	codeTooManyRequests     = "TOOMANYREQUESTS"
 	codeRangeInvalid        = "RANGE_INVALID"
 	codeTagInvalid          = "TAG_INVALID"
 )
