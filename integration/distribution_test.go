@@ -29,16 +29,16 @@ import (
 // Pull, push and login against real registries: Debian's docker-registry (distribution 2.8), driven
 // through berthd by the stock docker CLI and berth, and checked from the outside with skopeo.
 
-// startRegistry runs docker-registry on a free loopback port; htpasswd ("user:password") turns on
+// startDockerRegistry runs docker-registry on a free loopback port; htpasswd ("user:password") turns on
 // basic auth. It returns "127.0.0.1:PORT" and stops the registry when the test ends.
-func startRegistry(t *testing.T, htpasswd string) string {
+func startDockerRegistry(t *testing.T, htpasswd string) string {
 	t.Helper()
-	return startRegistryOn(t, "127.0.0.1", htpasswd, nil)
+	return startDockerRegistryOn(t, "127.0.0.1", htpasswd, nil)
 }
 
-// startRegistryOn is startRegistry on the address ip, serving TLS with pki's server certificate when
+// startDockerRegistryOn is startRegistry on the address ip, serving TLS with pki's server certificate when
 // pki is set.
-func startRegistryOn(t *testing.T, ip, htpasswd string, pki *testutil.PKI) string {
+func startDockerRegistryOn(t *testing.T, ip, htpasswd string, pki *testutil.PKI) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -125,7 +125,7 @@ func rmiQuiet(refs ...string) {
 }
 
 func TestRegistryPushPull(t *testing.T) {
-	reg := startRegistry(t, "")
+	reg := startDockerRegistry(t, "")
 	app := reg + "/it/app:1"
 	sum, appCtx := buildAppImage(t, app, 3<<20)
 
@@ -278,7 +278,7 @@ func TestRegistryPushPull(t *testing.T) {
 }
 
 func TestRegistryLogin(t *testing.T) {
-	reg := startRegistry(t, "alice:s3cret-pw")
+	reg := startDockerRegistry(t, "alice:s3cret-pw")
 	app := reg + "/private/app:1"
 	mustDocker(t, "tag", busybox, app)
 	t.Cleanup(func() { rmiQuiet(app) })
@@ -438,7 +438,7 @@ func layerDigests(t *testing.T, reg, repo, tag string) []string {
 }
 
 func TestPullFaultsAndResume(t *testing.T) {
-	reg := startRegistry(t, "")
+	reg := startDockerRegistry(t, "")
 	sum, _ := buildAppImage(t, reg+"/it/faults:1", 4<<20)
 	pushOut := mustDocker(t, "push", reg+"/it/faults:1")
 	pushedDigest := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(pushOut[strings.LastIndex(pushOut, "digest:"):])
@@ -567,7 +567,7 @@ func TestRegistryTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := startRegistryOn(t, ip, "", &pki)
+	reg := startDockerRegistryOn(t, ip, "", &pki)
 	ref := reg + "/secure/app:1"
 	mustDocker(t, "tag", busybox, ref)
 	t.Cleanup(func() { rmiQuiet(ref) })
@@ -623,4 +623,46 @@ func manifestSize(t *testing.T, reg, repo, digest string) int64 {
 	}
 	resp.Body.Close()
 	return resp.ContentLength
+}
+
+// The whole loop on Berth alone: the stock docker CLI, through berthd, pushes to and pulls from
+// `berth registry serve`, anonymously and with docker's token login.
+func TestDockerCLIWithBerthRegistry(t *testing.T) {
+	for _, auth := range []string{"none", "token"} {
+		t.Run(auth, func(t *testing.T) {
+			dir := t.TempDir()
+			var args []string
+			if auth == "token" {
+				args = []string{"--htpasswd", writeHtpasswd(t, dir, "carol", "c4rol-pw")}
+			}
+			reg := startRegistry(t, filepath.Join(dir, "root"), args...).addr
+			app := reg + "/berth/app:1"
+			sum, _ := buildAppImage(t, app, 2<<20)
+			if auth == "token" {
+				if r := docker(t, "push", app); r.code == 0 {
+					t.Fatalf("push without login: %s", r)
+				}
+				if r := runCmd(t, dockerCmd("login", "-u", "carol", "--password-stdin", reg), "c4rol-pw\n"); r.code != 0 {
+					t.Fatalf("login: %s", r)
+				}
+				t.Cleanup(func() { dockerCmd("logout", reg).Run() })
+			}
+			out := mustDocker(t, "push", app)
+			if strings.Count(out, ": Pushed") != 3 {
+				t.Errorf("push:\n%s", out)
+			}
+			if out := mustDocker(t, "push", app); strings.Count(out, "Layer already exists") != 3 {
+				t.Errorf("second push:\n%s", out)
+			}
+			other := reg + "/berth/other:1"
+			mustDocker(t, "tag", app, other)
+			t.Cleanup(func() { rmiQuiet(other) })
+			if out := mustDocker(t, "push", other); strings.Count(out, "Mounted from berth/app") != 3 {
+				t.Errorf("push to a sibling repository:\n%s", out)
+			}
+			rmiQuiet(app, other)
+			mustDocker(t, "pull", app)
+			checkApp(t, app, sum)
+		})
+	}
 }

@@ -171,6 +171,7 @@ func newRootCommand(e *env) *cobra.Command {
 	sys.AddCommand(sysInfo, newSystemPruneCommand(e))
 	root.AddCommand(newBuilderCommand(e))
 	root.AddCommand(newEventsCommand(e))
+	root.AddCommand(newRegistryCommand(e))
 	sys.AddCommand(newEventsCommand(e))
 	root.AddCommand(sys)
 
