@@ -322,7 +322,38 @@ rm -rf "$ctx" "$work/reg5.tar"
   echo "| push again, every blob already there (s) | ${repush_s[docker]} | ${repush_s[berth]} |"
   echo "| pull back after rmi, 5 layers over the wire (s) | ${pull_s[docker]} | ${pull_s[berth]} |"
   echo "| berthd pulls and runs the image dockerd pushed | | $interop |"
-  for e in docker berth; do DOCKER_HOST=${host[$e]} $docker_cli rmi -f "$reg/bench/$e:5l" "$reg/bench/docker:5l" >/dev/null 2>&1 || true; done
+  # The same image through Berth's own registry server: both engines pull it, and its blobs are read
+  # straight off it with curl (5 x 40 MB).
+  breg_log=$work/berth-registry.log
+  bin/berth registry serve --addr 127.0.0.1:0 --root "$work/berth-registry" 2>"$breg_log" &
+  breg_pid=$!
+  for _ in $(seq 50); do grep -q "listening on" "$breg_log" 2>/dev/null && break; sleep 0.1; done
+  breg=$(grep -o 'listening on http://[^ ]*' "$breg_log" | head -1 | sed 's#listening on http://##')
+  declare -A bpull_s
+  bref=$breg/bench/five:5l
+  DOCKER_HOST=${host[berth]} $docker_cli tag "$reg/bench/berth:5l" "$bref"
+  DOCKER_HOST=${host[berth]} $docker_cli push "$bref" >/dev/null
+  for e in docker berth; do
+    h=${host[$e]}
+    DOCKER_HOST=$h $docker_cli rmi -f "$reg/bench/$e:5l" "$reg/bench/docker:5l" "$bref" >/dev/null 2>&1 || true
+    sync; sleep 2
+    t0=$EPOCHREALTIME; DOCKER_HOST=$h $docker_cli pull "$bref" >/dev/null; t1=$EPOCHREALTIME
+    bpull_s[$e]=$(secs "$t0" "$t1")
+    DOCKER_HOST=$h $docker_cli rmi -f "$bref" >/dev/null 2>&1 || true
+  done
+  blobs=$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$breg/v2/bench/five/manifests/5l" |
+    jq -r '.layers[] | select(.size > 1000000) | .digest')
+  bytes=0
+  t0=$EPOCHREALTIME
+  for b in $blobs $blobs $blobs; do
+    n=$(curl -fsS -o /dev/null -w '%{size_download}' "http://$breg/v2/bench/five/blobs/$b")
+    bytes=$((bytes + n))
+  done
+  t1=$EPOCHREALTIME
+  gbps=$(awk -v b="$bytes" -v a="$t0" -v c="$t1" 'BEGIN {printf "%.2f", b / (c - a) / 1e9}')
+  kill "$breg_pid"; wait "$breg_pid" 2>/dev/null || true
+  echo "| pull from berth registry serve, 5 layers (s) | ${bpull_s[docker]} | ${bpull_s[berth]} |"
+  echo "| berth registry serve: blob GETs with curl, $((bytes >> 20)) MiB (GB/s) | | $gbps |"
 } | tee "$out/registry.md"
 kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true
 fi
