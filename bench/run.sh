@@ -341,19 +341,22 @@ rm -rf "$ctx" "$work/reg5.tar"
     bpull_s[$e]=$(secs "$t0" "$t1")
     DOCKER_HOST=$h $docker_cli rmi -f "$bref" >/dev/null 2>&1 || true
   done
-  blobs=$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$breg/v2/bench/five/manifests/5l" |
-    jq -r '.layers[] | select(.size > 1000000) | .digest')
-  bytes=0
-  t0=$EPOCHREALTIME
-  for b in $blobs $blobs $blobs; do
-    n=$(curl -fsS -o /dev/null -w '%{size_download}' "http://$breg/v2/bench/five/blobs/$b")
-    bytes=$((bytes + n))
+  # One 200 MB blob uploaded whole, then fetched by curl three times; the best rate counts (curl's own
+  # 16 KiB reads are the limit here, not the server).
+  head -c 200000000 /dev/urandom >"$work/blob"
+  bdig=sha256:$(sha256sum "$work/blob" | cut -d' ' -f1)
+  curl -fsS -X POST --data-binary @"$work/blob" -H 'Content-Type: application/octet-stream' \
+    "http://$breg/v2/bench/blob/blobs/uploads/?digest=$bdig" >/dev/null
+  rm -f "$work/blob"
+  best=0
+  for _ in 1 2 3; do
+    r=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://$breg/v2/bench/blob/blobs/$bdig")
+    best=$(awk -v a="$best" -v b="$r" 'BEGIN {print (b > a) ? b : a}')
   done
-  t1=$EPOCHREALTIME
-  gbps=$(awk -v b="$bytes" -v a="$t0" -v c="$t1" 'BEGIN {printf "%.2f", b / (c - a) / 1e9}')
+  gbps=$(awk -v b="$best" 'BEGIN {printf "%.2f", b / 1e9}')
   kill "$breg_pid"; wait "$breg_pid" 2>/dev/null || true
   echo "| pull from berth registry serve, 5 layers (s) | ${bpull_s[docker]} | ${bpull_s[berth]} |"
-  echo "| berth registry serve: blob GETs with curl, $((bytes >> 20)) MiB (GB/s) | | $gbps |"
+  echo "| berth registry serve: GET of a 200 MB blob with curl, best of 3 (GB/s) | | $gbps |"
 } | tee "$out/registry.md"
 kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true
 fi
