@@ -34,6 +34,7 @@ type builder struct {
 	results   []*stage // per stage index; nil until built
 	step      int
 	total     int
+	cacheUsed []string // cache keys hit, recorded as used when the build ends
 }
 
 // stage is the state of the stage being built: its current image and config.

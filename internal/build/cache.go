@@ -33,7 +33,8 @@ func cacheKey(parent, kind, text string, cfg dockerspec.DockerOCIImageConfig, ex
 	return hex.EncodeToString(sum[:])
 }
 
-// cacheGet returns the image cached for key, when that image still exists.
+// cacheGet returns the image cached for key, when that image still exists. The caller records the use
+// (touchAll), once per build: a write transaction per step would cost an fsync per cached step.
 func (s *Service) cacheGet(ctx context.Context, key string) (string, bool) {
 	var id string
 	_ = s.cfg.DB.View(func(tx *bolt.Tx) error {
@@ -46,8 +47,22 @@ func (s *Service) cacheGet(ctx context.Context, key string) (string, bool) {
 	if _, err := s.cfg.Images.Get(ctx, id); err != nil {
 		return "", false
 	}
-	_ = s.cfg.DB.Update(func(tx *bolt.Tx) error { return touch(tx, key) })
 	return id, true
+}
+
+// touchAll records that the cache entries keys were just used.
+func (s *Service) touchAll(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	_ = s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		for _, k := range keys {
+			if err := touch(tx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func touch(tx *bolt.Tx, key string) error {

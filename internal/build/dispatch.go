@@ -336,6 +336,7 @@ func (b *builder) cachedStep(ctx context.Context, st *stage, key, createdBy stri
 	key = cacheKey(key, "epoch", st.epoch.Format(time.RFC3339), dockerspec.DockerOCIImageConfig{}, nil)
 	if !b.opts.NoCache {
 		if id, ok := b.svc.cacheGet(ctx, key); ok {
+			b.cacheUsed = append(b.cacheUsed, key)
 			fmt.Fprintf(b.stepOut, " ---> Using cache\n ---> %s\n", shortID(id))
 			st.imageID = id
 			return nil

@@ -210,6 +210,7 @@ func (s *Service) Build(ctx context.Context, src io.Reader, opts Options, out io
 		b.cacheFrom = append(b.cacheFrom, img)
 	}
 	id, err := b.run(ctx)
+	s.touchAll(b.cacheUsed)
 	if err != nil {
 		return Result{}, err
 	}
