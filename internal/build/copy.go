@@ -96,15 +96,28 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 		mode = &m
 	}
 
-	tmp, err := os.CreateTemp(b.svc.cfg.Root, "layer-*")
-	if err != nil {
-		return errdefs.System(err)
+	newWriter := func(w io.Writer) *layerWriter {
+		return &layerWriter{
+			tw: tar.NewWriter(w), sum: sha256.New(), epoch: st.epoch, parent: parent,
+			uid: uid, gid: gid, chown: spec.chown != "", mode: mode, seen: map[string]bool{}, exclude: exclude,
+			tmpDir: b.svc.cfg.Root,
+		}
 	}
-	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
-	lw := &layerWriter{
-		tw: tar.NewWriter(tmp), sum: sha256.New(), epoch: st.epoch, parent: parent,
-		uid: uid, gid: gid, chown: spec.chown != "", mode: mode, seen: map[string]bool{}, exclude: exclude,
-		tmpDir: b.svc.cfg.Root,
+	// Local sources are digested first without writing the layer anywhere: a cache hit, the common
+	// case of a rebuild, then costs one read of the sources. A URL is fetched once, so ADD of one
+	// writes the layer in the same pass.
+	twoPass := true
+	for _, p := range spec.sd.SourcePaths {
+		twoPass = twoPass && !isHTTPURL(p)
+	}
+	var tmp *os.File
+	lw := newWriter(io.Discard)
+	if !twoPass {
+		if tmp, err = os.CreateTemp(b.svc.cfg.Root, "layer-*"); err != nil {
+			return errdefs.System(err)
+		}
+		defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+		lw = newWriter(tmp)
 	}
 	if err := lw.copyAll(ctx, st, spec, src); err != nil {
 		return err
@@ -120,6 +133,22 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 	createdBy := fmt.Sprintf("%s #(nop) %s %s:%s in %s ", strings.Join(st.shell(), " "), spec.cmd, kind, digest, lw.dest)
 	key := cacheKey(st.imageID, "copy", createdBy, st.config, spec.text)
 	return b.cachedStep(ctx, st, key, createdBy, func() (string, error) {
+		if twoPass {
+			if tmp, err = os.CreateTemp(b.svc.cfg.Root, "layer-*"); err != nil {
+				return "", errdefs.System(err)
+			}
+			defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+			lw := newWriter(tmp)
+			if err := lw.copyAll(ctx, st, spec, src); err != nil {
+				return "", err
+			}
+			if err := lw.tw.Close(); err != nil {
+				return "", errdefs.System(err)
+			}
+			if again := hex.EncodeToString(lw.sum.Sum(nil)); again != digest {
+				return "", errdefs.Conflict(fmt.Errorf("%s sources changed while the step ran", spec.cmd))
+			}
+		}
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return "", errdefs.System(err)
 		}
