@@ -3,13 +3,12 @@ package build
 import (
 	"context"
 	"encoding/binary"
-	"errors"
+	"github.com/berth-dev/berth/internal/filterutil"
 	"sort"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/filters"
-	timetypes "github.com/docker/docker/api/types/time"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -38,27 +37,6 @@ type PruneOptions struct {
 
 var pruneFilters = map[string]bool{"until": true, "label": true, "label!": true}
 
-// pruneUntil reads the until filter: a Unix timestamp, a date/time, or a duration before now.
-func pruneUntil(f filters.Args) (time.Time, error) {
-	vals := f.Get("until")
-	switch len(vals) {
-	case 0:
-		return time.Time{}, nil
-	case 1:
-	default:
-		return time.Time{}, errdefs.InvalidParameter(errors.New("more than one until filter specified"))
-	}
-	ts, err := timetypes.GetTimestamp(vals[0], time.Now())
-	if err != nil {
-		return time.Time{}, errdefs.InvalidParameter(err)
-	}
-	sec, nsec, err := timetypes.ParseTimestamps(ts, 0)
-	if err != nil {
-		return time.Time{}, errdefs.InvalidParameter(err)
-	}
-	return time.Unix(sec, nsec), nil
-}
-
 // PruneReport is what Prune removed.
 type PruneReport struct {
 	CachesDeleted  []string // cache keys
@@ -77,7 +55,7 @@ func (s *Service) Prune(ctx context.Context, o PruneOptions) (PruneReport, error
 	if err := o.Filters.Validate(pruneFilters); err != nil {
 		return rep, errdefs.InvalidParameter(err)
 	}
-	until, err := pruneUntil(o.Filters)
+	until, err := filterutil.Until(o.Filters)
 	if err != nil {
 		return rep, err
 	}

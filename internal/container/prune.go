@@ -2,16 +2,14 @@ package container
 
 import (
 	"context"
-	"errors"
+	"github.com/berth-dev/berth/internal/filterutil"
 	"io/fs"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	timetypes "github.com/docker/docker/api/types/time"
 )
 
 // pruneFilters are the filters POST /containers/prune accepts, as in Docker.
@@ -25,7 +23,7 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (container.PruneRep
 	if err := f.Validate(pruneFilters); err != nil {
 		return rep, errdefs.InvalidParameter(err)
 	}
-	until, err := pruneUntil(f)
+	until, err := filterutil.Until(f)
 	if err != nil {
 		return rep, err
 	}
@@ -63,27 +61,6 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (container.PruneRep
 	}
 	s.event("prune", "", map[string]string{"reclaimed": strconv.FormatUint(rep.SpaceReclaimed, 10)})
 	return rep, nil
-}
-
-// pruneUntil reads the `until` filter: a Unix timestamp, a date/time, or a duration before now.
-func pruneUntil(f filters.Args) (time.Time, error) {
-	vals := f.Get("until")
-	switch len(vals) {
-	case 0:
-		return time.Time{}, nil
-	case 1:
-	default:
-		return time.Time{}, errdefs.InvalidParameter(errors.New("more than one until filter specified"))
-	}
-	ts, err := timetypes.GetTimestamp(vals[0], time.Now())
-	if err != nil {
-		return time.Time{}, errdefs.InvalidParameter(err)
-	}
-	sec, nsec, err := timetypes.ParseTimestamps(ts, 0)
-	if err != nil {
-		return time.Time{}, errdefs.InvalidParameter(err)
-	}
-	return time.Unix(sec, nsec), nil
 }
 
 // rwSize is the bytes in a container's writable layer (what removing it frees), or 0 when the

@@ -3,7 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/berth-dev/berth/internal/filterutil"
 	"path"
 	"sort"
 	"time"
@@ -96,7 +96,7 @@ func (s *Service) List(ctx context.Context, all bool, f filters.Args) ([]image.S
 				*dst = &r.Created
 			}
 		}
-		until, err := untilFilter(f)
+		until, err := filterutil.Until(f)
 		if err != nil {
 			return err
 		}
@@ -161,31 +161,6 @@ func danglingFilter(f filters.Args) (value, present bool, err error) {
 		return false, false, errdefs.InvalidParameter(err)
 	}
 	return v, true, nil
-}
-
-// untilFilter parses `until` as a Unix timestamp, an RFC 3339 time or a duration before now.
-func untilFilter(f filters.Args) (time.Time, error) {
-	vals := f.Get("until")
-	if len(vals) == 0 {
-		return time.Time{}, nil
-	}
-	if len(vals) > 1 {
-		return time.Time{}, errdefs.InvalidParameter(fmt.Errorf("more than one until filter specified"))
-	}
-	v := vals[0]
-	if d, err := time.ParseDuration(v); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t, nil
-		}
-	}
-	var sec, nsec int64
-	if n, _ := fmt.Sscanf(v, "%d.%d", &sec, &nsec); n >= 1 {
-		return time.Unix(sec, nsec), nil
-	}
-	return time.Time{}, errdefs.InvalidParameter(fmt.Errorf("invalid until filter %q", v))
 }
 
 // matchesReference reports whether any tag matches any pattern, as Docker matches `reference=`:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-dev/berth/internal/filterutil"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/reference"
@@ -281,7 +282,7 @@ func (s *Service) Prune(ctx context.Context, f filters.Args) (image.PruneReport,
 	} else if present {
 		danglingOnly = v
 	}
-	until, err := untilFilter(f)
+	until, err := filterutil.Until(f)
 	if err != nil {
 		return report, err
 	}
