@@ -138,6 +138,18 @@ func (e *env) showProgress(rc io.Reader, w io.Writer) error {
 	return jsonmessage.DisplayJSONMessagesStream(rc, w, fd, isTerm, nil)
 }
 
+// parseAllTagsRef reads pull's or push's reference; with --all-tags it must name only a repository.
+func parseAllTagsRef(arg string, all bool) (reference.Named, error) {
+	n, err := reference.ParseNormalizedNamed(arg)
+	if err != nil {
+		return nil, fmt.Errorf("invalid reference format: %w", err)
+	}
+	if all && !reference.IsNameOnly(n) {
+		return nil, errors.New("tag can't be used with --all-tags/-a")
+	}
+	return n, nil
+}
+
 func newPullCommand(e *env) *cobra.Command {
 	var all, quiet bool
 	var platform string
@@ -146,12 +158,9 @@ func newPullCommand(e *env) *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := reference.ParseNormalizedNamed(args[0])
+			n, err := parseAllTagsRef(args[0], all)
 			if err != nil {
-				return fmt.Errorf("invalid reference format: %w", err)
-			}
-			if all && !reference.IsNameOnly(n) {
-				return errors.New("tag can't be used with --all-tags/-a")
+				return err
 			}
 			if all {
 				return e.do(cmd.Context(), func(c *client.Client) error {
@@ -207,12 +216,9 @@ func newPushCommand(e *env) *cobra.Command {
 		Short: "Upload an image to a registry",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := reference.ParseNormalizedNamed(args[0])
+			n, err := parseAllTagsRef(args[0], all)
 			if err != nil {
-				return fmt.Errorf("invalid reference format: %w", err)
-			}
-			if all && !reference.IsNameOnly(n) {
-				return fmt.Errorf("tag can't be used with --all-tags/-a")
+				return err
 			}
 			if !all && reference.IsNameOnly(n) {
 				fmt.Fprintln(e.Out, "Using default tag: latest")

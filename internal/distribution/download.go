@@ -32,8 +32,13 @@ type download struct {
 	err  error // set with done when the blob could not be fetched or verified
 }
 
+// blobFile is where a blob being pulled is kept under dir.
+func blobFile(dir string, dgst digest.Digest) string {
+	return filepath.Join(dir, dgst.Algorithm().String()+"-"+dgst.Encoded())
+}
+
 func newDownload(dir string, dgst digest.Digest, size int64) *download {
-	d := &download{dgst: dgst, size: size, path: filepath.Join(dir, dgst.Algorithm().String()+"-"+dgst.Encoded())}
+	d := &download{dgst: dgst, size: size, path: blobFile(dir, dgst)}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }

@@ -118,7 +118,7 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, n reference.Named, 
 		remote[i].DiffID = img.diffIDs[i]
 		if present[i] {
 			// A blob an earlier, failed pull left behind is of no more use.
-			os.Remove(newDownload(s.pulls, l.Digest, l.Size).path)
+			os.Remove(blobFile(s.pulls, l.Digest))
 			p.status(id, "Already exists")
 			continue
 		}
