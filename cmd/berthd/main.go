@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/reaper"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/spf13/cobra"
 )
 
@@ -30,6 +31,9 @@ func main() {
 		return
 	case filepath.Base(reaper.Path):
 		reaper.Main(os.Args[1:])
+		return
+	case userns.HolderArg0:
+		userns.HolderMain()
 		return
 	}
 	if err := newCommand().Execute(); err != nil {
@@ -84,6 +88,7 @@ func newCommand() *cobra.Command {
 	f.StringArrayVar(&opts.InsecureRegistries, "insecure-registry", nil, "Registry (host[:port] or CIDR) to reach over plain HTTP or unverified TLS; loopback always is")
 	f.StringArrayVar(&opts.RegistryMirrors, "registry-mirror", nil, "Preferred Docker Hub mirror (URL)")
 	f.StringVar(&opts.RegistryCertsDir, "registry-certs-dir", "/etc/berth/certs.d", "Directory of per-registry TLS files: <host[:port]>/ca.crt, client.cert, client.key")
+	f.StringVar(&opts.UsernsRemap, "userns-remap", "", "Run containers in user namespaces mapped to this user's subordinate ids (/etc/subuid, /etc/subgid): \"default\" (makes user berthremap), user[:group] or uid[:gid]")
 	f.StringVarP(&opts.PidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
 	return cmd
 }

@@ -150,7 +150,16 @@ func (s *Service) ExtractToDir(ctx context.Context, ref, p string, opts ExtractO
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	_, applyErr := archive.Apply(ctx, v.procPath(""), pr, archive.ApplyOptions{})
+	apply := func() error {
+		_, err := archive.Apply(ctx, v.procPath(""), pr, archive.ApplyOptions{})
+		return err
+	}
+	var applyErr error
+	if v.remap != nil {
+		applyErr = v.remap.AsRoot(apply)
+	} else {
+		applyErr = apply()
+	}
 	pr.CloseWithError(errExtractEnded)
 	if err := <-done; err != nil && !errors.Is(err, errExtractEnded) {
 		return err
@@ -195,6 +204,14 @@ func (v *rootView) rebase(in io.Reader, out io.Writer, dest string, noOverwrite,
 		}
 		if chown {
 			hdr.Uid, hdr.Gid = uid, gid
+		}
+		if v.remap != nil {
+			u, okU := v.remap.HostUID(hdr.Uid)
+			g, okG := v.remap.HostGID(hdr.Gid)
+			if !okU || !okG {
+				return errdefs.InvalidParameter(fmt.Errorf("cannot copy %s: its owner %d:%d is outside the container's user namespace", hdr.Name, hdr.Uid, hdr.Gid))
+			}
+			hdr.Uid, hdr.Gid = u, g
 		}
 		hdr.Uname, hdr.Gname = "", ""
 		if err := tw.WriteHeader(hdr); err != nil {

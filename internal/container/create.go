@@ -37,6 +37,9 @@ func (s *Service) Create(ctx context.Context, name string, cfg *container.Config
 	if err := validateHostConfig(hc); err != nil {
 		return resp, err
 	}
+	if err := s.validateUserns(hc); err != nil {
+		return resp, err
+	}
 	nc, err := s.prepareNetworking(cfg, hc, nc)
 	if err != nil {
 		return resp, err

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/berth-dev/berth/internal/runtime/spec"
 	"github.com/docker/docker/api/types/mount"
 	"golang.org/x/sys/unix"
@@ -55,6 +56,9 @@ type rootView struct {
 	// prefix is then where it is mounted in the container.
 	mount  *mountPoint
 	prefix string
+	// remap is set when the view is a running remapped container's live root: writes must then be made
+	// as its root (userns.Remap.AsRoot), with owners mapped to the host's ids.
+	remap *userns.Remap
 }
 
 func (v *rootView) close() {
@@ -94,7 +98,14 @@ func (s *Service) openRoot(ctx context.Context, ref string, write bool) (*rootVi
 		return nil, errdefs.Conflict(fmt.Errorf("container %s is marked for removal", c.rec.ID))
 	}
 	v := &rootView{fd: -1, id: c.rec.ID, rec: c.rec}
-	if c.running() {
+	// A remapped container's mounted rootfs shows its files with their host owners and takes no writes
+	// from the host's root (see RemappedRootfs): reads go through a view of its layers instead, and
+	// writes are made as the container's root.
+	rm := s.remap(&c.rec)
+	if c.running() && (rm == nil || write) {
+		if write {
+			v.remap = rm
+		}
 		v.fd, err = unix.Open(s.rootfsDir(v.id), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		c.mu.Unlock()
 		if err != nil {

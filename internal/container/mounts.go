@@ -541,15 +541,18 @@ func (s *Service) startMounts(ctx context.Context, r *record, rootfs string) (ou
 			}
 			mounted = append(mounted, mp.Name)
 			if mp.CopyData {
-				src, err := spec.JoinInRoot(rootfs, mp.Destination)
-				if err == nil {
-					err = s.cfg.Volumes.Populate(mp.Name, src)
-				}
+				err := s.populateVolume(ctx, r, rootfs, mp)
 				if err != nil {
 					unmount()
 					return nil, nil, fmt.Errorf("copying the image's content to volume %s: %w", mp.Name, err)
 				}
 				copied = true
+			}
+			if rm := s.remap(r); rm != nil {
+				if p, err = s.remapVolume(r, rm, p, len(out)); err != nil {
+					unmount()
+					return nil, nil, fmt.Errorf("mounting volume %s for user namespaces: %w", mp.Name, err)
+				}
 			}
 			out = append(out, bindMount(p, mp))
 		}
@@ -611,4 +614,35 @@ func (s *Service) apiMounts(r *record) []container.MountPoint {
 	// The docker CLI sends -v binds in map order, so the recorded order means nothing: show a stable one.
 	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
 	return out
+}
+
+// populateVolume copies the image's content at the mount's destination into a new volume. A remapped
+// container's rootfs shows files with their remapped owners, so its content is read from a plain
+// read-only view of its layers instead, keeping the volume's files owned as in the image.
+func (s *Service) populateVolume(ctx context.Context, r *record, rootfs string, mp mountPoint) error {
+	if s.remap(r) != nil {
+		dirs, err := s.layerDirs(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if dirs.Overlay && len(dirs.Lowers) > 0 {
+			tmp, err := os.MkdirTemp(s.cfg.ExecRoot, "populate-")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp)
+			if err := mountReadOnlyView(tmp, dirs); err != nil {
+				return err
+			}
+			defer s.cfg.Rootfs.Unmount(tmp)
+			rootfs = tmp
+		} else {
+			rootfs = dirs.Upper
+		}
+	}
+	src, err := spec.JoinInRoot(rootfs, mp.Destination)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Volumes.Populate(mp.Name, src)
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -38,6 +39,8 @@ type Config struct {
 	Events func(action, id string, attrs map[string]string)
 	// Volumes provides named and anonymous volumes; nil makes any volume mount fail.
 	Volumes VolumeStore
+	// Remap is the daemon's --userns-remap; nil runs every container in the host's user namespace.
+	Remap *userns.Remap
 }
 
 // Service manages containers.

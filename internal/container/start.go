@@ -75,10 +75,11 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	if err := os.MkdirAll(rootfs, 0o700); err != nil {
 		return err
 	}
-	if err := s.cfg.Rootfs.Mount(ctx, id, rootfs); err != nil {
+	if err := s.mountRootfs(ctx, &c.rec, rootfs); err != nil {
 		return fmt.Errorf("mounting the root filesystem: %w", err)
 	}
 	cleanup := func() {
+		s.dropRemapMounts(id)
 		_ = s.cfg.Rootfs.Unmount(rootfs)
 	}
 	mounts, unmountVolumes, err := s.startMounts(ctx, &c.rec, rootfs)
@@ -88,6 +89,7 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	}
 	cleanup = func() {
 		unmountVolumes()
+		s.dropRemapMounts(id)
 		_ = s.cfg.Rootfs.Unmount(rootfs)
 	}
 	opts, err := s.specOptions(&c.rec, rootfs)
@@ -106,10 +108,23 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 		teardownNet()
 		undoMounts()
 	}
+	rm := s.remap(&c.rec)
+	if rm != nil {
+		if err := s.prepareRemapped(&c.rec, rm); err != nil {
+			cleanup()
+			return err
+		}
+	}
 	sp, err := spec.Generate(opts)
 	if err != nil {
 		cleanup()
 		return err
+	}
+	if rm != nil {
+		if err := s.remapSysfs(sp, rm, opts.NetNSPath, id); err != nil {
+			cleanup()
+			return err
+		}
 	}
 	if err := spec.WriteBundle(bundle, sp); err != nil {
 		cleanup()
@@ -144,6 +159,7 @@ func (s *Service) start(ctx context.Context, c *ctr) error {
 	s.connectPending(ctx, c)
 	c.exited = make(chan struct{})
 	pid, err := s.cfg.Monitor.Start(ctx, id)
+	s.dropRemapMounts(id) // the container has its own copies now
 	if err != nil {
 		close(c.exited)
 		_ = s.cfg.Monitor.Delete(context.WithoutCancel(ctx), id)
@@ -226,6 +242,7 @@ func (s *Service) specOptions(r *record, rootfs string) (spec.Options, error) {
 			BlkioWeight: res.BlkioWeight,
 		},
 	}
+	o.UIDMappings, o.GIDMappings = remapSpec(s.remap(r))
 	for _, u := range res.Ulimits {
 		o.Ulimits = append(o.Ulimits, spec.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
 	}

@@ -329,5 +329,6 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 func removeBundle(dir string) {
 	_ = os.Remove(filepath.Join(dir, "rootfs"))
 	_ = os.Remove(filepath.Join(dir, "config.json"))
+	_ = os.Remove(filepath.Join(dir, "idmap")) // left empty by a remapped container's start
 	_ = os.Remove(dir)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/volume"
 	dcontainer "github.com/docker/docker/api/types/container"
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	dvolume "github.com/docker/docker/api/types/volume"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // The adapters below translate between the services' own narrow interfaces. Keeping the translation
@@ -73,6 +75,43 @@ func (m rootfsManager) Mount(ctx context.Context, id, target string) error {
 }
 
 func (m rootfsManager) Unmount(target string) error { return snapshot.Unmount(target) }
+
+// MountRemapped mounts the container's layers through idmapped mounts (see userns.Remap.MountOverlay);
+// a layer that is a plain directory (the copying snapshotter, an image without layers) is an idmapped
+// bind.
+func (m rootfsManager) MountRemapped(ctx context.Context, id, target string, rm *userns.Remap) error {
+	mounts, err := m.sn.Mounts(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(mounts) != 1 {
+		return errdefs.System(fmt.Errorf("container %s: expected one mount for its rootfs, got %d", id, len(mounts)))
+	}
+	mt := mounts[0]
+	if mt.Type != "overlay" {
+		return rm.BindIDMapped(mt.Source, target, true)
+	}
+	var lowers, opts []string
+	var upper, work string
+	var flags uintptr
+	for _, o := range mt.Options {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			lowers = strings.Split(v, ":")
+		case "upperdir":
+			upper = v
+		case "workdir":
+			work = v
+		case "ro":
+			flags |= unix.MS_RDONLY
+		case "rw":
+		default:
+			opts = append(opts, o)
+		}
+	}
+	return rm.MountOverlay(target, lowers, upper, work, opts, flags)
+}
 
 func (m rootfsManager) Remove(ctx context.Context, id string) error {
 	err := m.sn.Remove(ctx, id)

@@ -29,6 +29,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/volume"
 	apiversion "github.com/docker/docker/api"
@@ -55,6 +56,8 @@ type Options struct {
 	// RegistryMirrors are tried before Docker Hub; RegistryCertsDir holds <host>/ca.crt and client certs.
 	InsecureRegistries, RegistryMirrors []string
 	RegistryCertsDir                    string
+	// UsernsRemap is --userns-remap: "" (off), "default", "user[:group]" or "uid[:gid]".
+	UsernsRemap string
 }
 
 // Daemon is a running berthd.
@@ -72,6 +75,7 @@ type Daemon struct {
 	builds     *build.Service
 	snapDriver string
 	runtimes   map[string]string
+	remap      *userns.Remap
 }
 
 // Run starts berthd and serves until ctx is cancelled (SIGTERM), then shuts down cleanly. Running
@@ -171,6 +175,16 @@ func (d *Daemon) open(ctx context.Context) error {
 	}
 	d.db = db
 	d.id = daemonID(db)
+	if d.remap, err = userns.Parse(opts.UsernsRemap); err != nil {
+		return err
+	}
+	if d.remap != nil {
+		if err := d.remap.Check(opts.DataRoot, opts.ExecRoot); err != nil {
+			return err
+		}
+		d.log.Info("user namespaces: container root is mapped", "user", d.remap.User,
+			"uid", d.remap.RootUID(), "gid", d.remap.RootGID())
+	}
 
 	cs, err := content.Open(filepath.Join(opts.DataRoot, "content"))
 	if err != nil {
@@ -257,6 +271,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		Volumes:    volumeStore{vols},
 		Logger:     d.log,
 		Events:     d.events.Hook(eventtypes.ContainerEventType),
+		Remap:      d.remap,
 	})
 	if err != nil {
 		return err

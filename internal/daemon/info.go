@@ -56,6 +56,9 @@ func (s systemInfo) Info(ctx context.Context) (*system.Info, error) {
 	if cgroups.Mode() == cgroups.Unified {
 		info.CgroupVersion = "2"
 	}
+	if d.remap != nil {
+		info.SecurityOptions = append(info.SecurityOptions, "name=userns")
+	}
 	info.SwapLimit = fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || info.CgroupVersion == "2"
 	for name, path := range d.runtimes {
 		info.Runtimes[name] = system.RuntimeWithStatus{Runtime: system.Runtime{Path: path}}

@@ -143,6 +143,11 @@ func joinNamespaces(s *specs.Spec) error {
 		if err != nil {
 			return fmt.Errorf("open %s namespace: %w", ns.Type, err)
 		}
+		if inNamespace(fd, ns.Type) {
+			// Joined before the init was cloned (see startInJoinedNamespaces).
+			unix.Close(fd)
+			continue
+		}
 		err = unix.Setns(fd, flag)
 		unix.Close(fd)
 		if err != nil {
@@ -150,6 +155,19 @@ func joinNamespaces(s *specs.Spec) error {
 		}
 	}
 	return nil
+}
+
+var procNsName = map[specs.LinuxNamespaceType]string{
+	specs.NetworkNamespace: "net", specs.UTSNamespace: "uts", specs.IPCNamespace: "ipc", specs.CgroupNamespace: "cgroup",
+}
+
+// inNamespace reports whether this thread already is in the namespace fd refers to.
+func inNamespace(fd int, t specs.LinuxNamespaceType) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Stat("/proc/thread-self/ns/"+procNsName[t], &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 func loopbackUp() error {

@@ -109,7 +109,17 @@ func mountOne(rootfs string, m specs.Mount) error {
 				return fmt.Errorf("mount cgroups on %s: %w", m.Destination, err)
 			}
 		} else if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
-			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+			if m.Type != "sysfs" || !errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+			}
+			// A user namespace that does not own the network namespace may not mount sysfs: show the
+			// host's, read-only, as runc does.
+			if err := unix.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+				return fmt.Errorf("bind /sys on %s: %w", m.Destination, err)
+			}
+			if err := unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|statfsFlags(dest), ""); err != nil {
+				return fmt.Errorf("remount %s read-only: %w", m.Destination, err)
+			}
 		}
 	}
 	for _, p := range prop {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -17,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime/cgroups"
 	"github.com/berth-dev/berth/internal/runtime/spec"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 )
 
 // InitArg0 is argv[0] of the re-executed container init; main checks for it before anything else.
@@ -88,15 +90,15 @@ func prepare(ctx context.Context, o SpawnOptions) (*specs.Spec, uintptr, error) 
 		if !ok || ns.Path != "" {
 			continue // cgroup is unshared by the init once it is in its cgroup; paths are joined by setns
 		}
-		if ns.Type == specs.UserNamespace {
-			return nil, 0, errdefs.NotImplemented(errors.New("user namespaces are not supported yet"))
-		}
 		cloneFlags |= f
 	}
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Path != "" && ns.Type == specs.PIDNamespace {
-			return nil, 0, errdefs.NotImplemented(errors.New("joining a pid namespace is not supported yet"))
+		if ns.Path != "" && (ns.Type == specs.PIDNamespace || ns.Type == specs.UserNamespace) {
+			return nil, 0, errdefs.NotImplemented(fmt.Errorf("joining a %s namespace is not supported yet", ns.Type))
 		}
+	}
+	if cloneFlags&unix.CLONE_NEWUSER != 0 && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {
+		return nil, 0, errdefs.InvalidParameter(errors.New("a user namespace needs uidMappings and gidMappings"))
 	}
 	return s, cloneFlags, nil
 }
@@ -124,10 +126,44 @@ func startCold(o SpawnOptions, s *specs.Spec, cloneFlags uintptr, syncR, errW *o
 		cmd.SysProcAttr.Setctty = true
 		cmd.SysProcAttr.Ctty = 0
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if cloneFlags&unix.CLONE_NEWUSER != 0 {
+		// The maps are written by the parent before the child goes on; the child then becomes the
+		// namespace's root, so that the init it execs keeps its capabilities there.
+		cmd.SysProcAttr.UidMappings = userns.SysMap(s.Linux.UIDMappings)
+		cmd.SysProcAttr.GidMappings = userns.SysMap(s.Linux.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		cmd.SysProcAttr.Credential = &syscall.Credential{}
+		start = func() error { return startInJoinedNamespaces(cmd, s) }
+	}
+	if err := start(); err != nil {
 		return nil, errdefs.System(fmt.Errorf("start container init: %w", err))
 	}
 	return cmd, nil
+}
+
+// startInJoinedNamespaces starts cmd from a thread that has already joined the spec's namespaces given
+// by path. A container with its own user namespace cannot join them itself: a namespace made by the
+// engine (the network's, say) belongs to the host's user namespace, over which the container's root has
+// no rights. A child is cloned in its parent thread's namespaces, so this thread joins them first, and
+// is thrown away afterwards rather than switched back.
+func startInJoinedNamespaces(cmd *exec.Cmd, s *specs.Spec) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+		if err := joinNamespaces(s); err != nil {
+			done <- err
+			return
+		}
+		// The init finds itself already there; it could not even open the engine's paths.
+		for i, ns := range s.Linux.Namespaces {
+			if name, ok := procNsName[ns.Type]; ok && ns.Path != "" {
+				s.Linux.Namespaces[i].Path = "/proc/self/ns/" + name
+			}
+		}
+		done <- cmd.Start()
+	}()
+	return <-done
 }
 
 // wantsCtty says whether the init must make its stdin its controlling terminal.

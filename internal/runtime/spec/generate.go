@@ -85,6 +85,10 @@ func Generate(o Options) (*specs.Spec, error) {
 			},
 		},
 	}
+	if len(o.UIDMappings) > 0 {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings, s.Linux.GIDMappings = o.UIDMappings, o.GIDMappings
+	}
 	if o.HostNetwork {
 		ns := s.Linux.Namespaces[:0]
 		for _, n := range s.Linux.Namespaces {

@@ -36,6 +36,9 @@ type Options struct {
 	// Devices are --device entries; DeviceCgroupRules are --device-cgroup-rule ones.
 	Devices           []Device
 	DeviceCgroupRules []string
+	// UIDMappings and GIDMappings, when set, give the container a user namespace of its own with these
+	// maps (the daemon's --userns-remap).
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 }
 
 // Ulimit is one --ulimit entry, e.g. {Name: "nofile", Soft: 1024, Hard: 2048}.

@@ -23,7 +23,9 @@ static void fail(const char *step) {
 	_exit(1);
 }
 
-// The order matters: mnt comes last, because once it is joined the /proc of the host is out of reach
+// The order matters. user comes last: the host's root may join every other namespace, the container's
+// root (which we become by joining its user namespace) may not join one the engine made, like its
+// network namespace. mnt comes just before, because once it is joined the /proc of the host is out of reach
 // (the descriptors are all opened before the first setns anyway), and pid only affects our children.
 static const struct {
 	const char *name;
@@ -31,6 +33,7 @@ static const struct {
 } namespaces[] = {
 	{"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
 	{"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
+	{"user", CLONE_NEWUSER},
 };
 #define NNS (sizeof namespaces / sizeof namespaces[0])
 
