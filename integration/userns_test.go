@@ -321,6 +321,20 @@ func TestUsernsRemap(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.must(t, "build", "-q", "-t", "userns-built", ctxDir)
+	// The berth CLI's --userns host, and its default.
+	berthRun := func(args ...string) string {
+		r := runCmd(t, exec.Command(env.berth, append([]string{"-H", "unix://" + d.sock, "run", "--rm"}, args...)...), "")
+		if r.code != 0 {
+			t.Fatalf("berth run %v: %s", args, r)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	if got := berthRun("--userns", "host", "userns-built", "stat", "-c", "%u:%g", "/b/f"); got != "7:8" {
+		t.Errorf("berth run --userns host: %q", got)
+	}
+	if got := strings.Fields(berthRun(busybox, "cat", "/proc/self/uid_map")); len(got) != 3 || got[1] != strconv.Itoa(ruid) {
+		t.Errorf("berth run's uid_map: %v", got)
+	}
 	if got := d.must(t, "run", "--rm", "--userns", "host", "userns-built", "stat", "-c", "%u:%g", "/b", "/b/f"); got != "0:0\n7:8" {
 		t.Errorf("built layer owners:\n%s", got)
 	}

@@ -78,6 +78,7 @@ type containerOptions struct {
 	volumesFrom                []string
 	ipc                        string
 	pid                        string
+	userns                     string
 	uts                        string
 	oomKillOff                 bool
 
@@ -156,6 +157,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	stringsFlag(fs, &o.volumesFrom, "volumes-from", "", "Mount volumes from the specified container(s)")
 	fs.StringVar(&o.ipc, "ipc", "", "IPC mode to use")
 	fs.StringVar(&o.pid, "pid", "", "PID namespace to use")
+	fs.StringVar(&o.userns, "userns", "", "User namespace to use (\"host\" turns off the daemon's --userns-remap for this container)")
 	fs.StringVar(&o.uts, "uts", "", "UTS namespace to use")
 	fs.BoolVar(&o.oomKillOff, "oom-kill-disable", false, "Disable OOM Killer")
 	fs.StringVar(&o.healthCmd, "health-cmd", "", "Command to run to check health")
@@ -346,6 +348,7 @@ func (o *containerOptions) toConfig(image string, cmd []string, lookup func(stri
 		GroupAdd:        o.groupAdd,
 		IpcMode:         container.IpcMode(o.ipc),
 		PidMode:         container.PidMode(o.pid),
+		UsernsMode:      container.UsernsMode(o.userns),
 		UTSMode:         container.UTSMode(o.uts),
 		Privileged:      o.privileged,
 		PublishAllPorts: o.publishAll,
