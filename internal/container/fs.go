@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/berth-dev/berth/internal/runtime/spec"
+	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/docker/docker/api/types/mount"
 	"golang.org/x/sys/unix"
 )

@@ -55,9 +55,9 @@ var rank = map[swarm.TaskState]int{
 	swarm.TaskStateRejected: 12, swarm.TaskStateRemove: 13, swarm.TaskStateOrphaned: 14,
 }
 
-func ended(s swarm.TaskState) bool  { return rank[s] > rank[swarm.TaskStateRunning] }
-func running(t *swarm.Task) bool     { return t.Status.State == swarm.TaskStateRunning }
-func live(t *swarm.Task) bool        { return rank[t.DesiredState] <= rank[swarm.TaskStateRunning] }
+func ended(s swarm.TaskState) bool { return rank[s] > rank[swarm.TaskStateRunning] }
+func running(t *swarm.Task) bool   { return t.Status.State == swarm.TaskStateRunning }
+func live(t *swarm.Task) bool      { return rank[t.DesiredState] <= rank[swarm.TaskStateRunning] }
 func failedState(s swarm.TaskState) bool {
 	return s == swarm.TaskStateFailed || s == swarm.TaskStateRejected
 }
@@ -98,7 +98,9 @@ func Reconcile(st State, o Options) Plan {
 		p.tasks[t.ID] = &t
 		p.order = append(p.order, t.ID)
 	}
-	sort.SliceStable(p.order, func(i, j int) bool { return p.tasks[p.order[i]].Meta.CreatedAt.Before(p.tasks[p.order[j]].Meta.CreatedAt) })
+	sort.SliceStable(p.order, func(i, j int) bool {
+		return p.tasks[p.order[i]].Meta.CreatedAt.Before(p.tasks[p.order[j]].Meta.CreatedAt)
+	})
 	known := map[string]bool{}
 	for i := range st.Services {
 		s := st.Services[i]
