@@ -68,7 +68,7 @@ func (s *Service) applyRules() error {
 			rule(post, srcInPrefix(n), plumbing.OifNot(br), masq)
 		}
 		rule(post, srcInLoopback(), plumbing.OifIs(br), masq)
-		rule(post, plumbing.IifIs(br), plumbing.OifIs(br), ctDNAT(), masq)
+		rule(post, plumbing.IifIs(br), plumbing.OifIs(br), plumbing.CtStatusDNAT(), masq)
 	}
 	toLocal := []expr.Any{
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
@@ -160,14 +160,5 @@ func srcInLoopback() []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}},
-	}
-}
-
-// ctDNAT matches connections whose destination was rewritten (ct status dnat).
-func ctDNAT() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: plumbing.NativeU32(0x20), Xor: plumbing.NativeU32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: plumbing.NativeU32(0)},
 	}
 }

@@ -96,3 +96,12 @@ func MACFor(a netip.Addr) net.HardwareAddr {
 	b := a.As4()
 	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
 }
+
+// CtStatusDNAT matches connections whose destination was rewritten (ct status dnat).
+func CtStatusDNAT() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: NativeU32(0x20), Xor: NativeU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: NativeU32(0)},
+	}
+}
