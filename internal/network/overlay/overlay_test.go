@@ -134,7 +134,7 @@ func TestBadInput(t *testing.T) {
 	}
 	ns := l.newNS("ctr-x")
 	for _, ep := range []Endpoint{
-		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.7.0.2")},  // outside the subnet
+		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.7.0.2")},   // outside the subnet
 		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.200.0.1")}, // the gateway
 		{NetNS: ns, IfName: "", IP: netip.MustParseAddr("10.200.0.9")},
 	} {
