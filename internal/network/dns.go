@@ -2,6 +2,7 @@ package network
 
 import (
 	"bufio"
+	"context"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -77,13 +78,16 @@ func StartDNS(nsPath string, addr netip.Addr, r Resolver) (*DNSServer, error) {
 	return d, nil
 }
 
-// Close stops the server.
+// Close stops the server. It waits a moment at most for answers in flight: their resolver may be
+// waiting for a lock that Close's caller holds.
 func (d *DNSServer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
 	if d.udp != nil {
-		_ = d.udp.Shutdown()
+		_ = d.udp.ShutdownContext(ctx)
 	}
 	if d.tcp != nil {
-		_ = d.tcp.Shutdown()
+		_ = d.tcp.ShutdownContext(ctx)
 	}
 }
 

@@ -198,3 +198,58 @@ func TestDeleteCleansUp(t *testing.T) {
 	}
 	must(t, h.d.Delete("n")) // again: nothing to do
 }
+
+// A restarted berthd replays the cluster's state into a new driver: the kernel objects are found again,
+// nothing is made twice, traffic flows as before. Detach then takes the container off the network.
+func TestReplayAfterRestart(t *testing.T) {
+	l := newLab(t, "a", "b")
+	l.ensure("net1", 77)
+	ca := l.container("a", "net1", "ca", "10.200.0.2")
+	cb := l.container("b", "net1", "cb", "10.200.0.3")
+	l.gossip()
+	serve(t, cb, 80, "b")
+	svc := Service{Name: "web", VIP: netip.MustParseAddr("10.200.0.100"), Backends: []netip.Addr{netip.MustParseAddr("10.200.0.3")}}
+	l.setService("net1", svc)
+	if got, err := fetch(ca, "10.200.0.100:80"); err != nil || got != "b" {
+		t.Fatalf("before the restart: %q, %v", got, err)
+	}
+	a := l.hosts["a"]
+	links := func() []string {
+		h := l.handle(a.d.NetNS("net1"))
+		defer h.Close()
+		ls, err := h.LinkList()
+		must(t, err)
+		var out []string
+		for _, x := range ls {
+			out = append(out, x.Attrs().Name)
+		}
+		return out
+	}
+	before := links()
+
+	a.d.Close()
+	d, err := New(a.d.cfg)
+	must(t, err)
+	a.d = d
+	must(t, d.Ensure(l.spec("net1", 77, "a")))
+	must(t, d.Attach("net1", Endpoint{NetNS: ca, IfName: "eth0", IP: netip.MustParseAddr("10.200.0.2")}))
+	must(t, d.AddPeer("net1", l.hosts["b"].underlay, netip.MustParseAddr("10.200.0.3"), nil))
+	must(t, d.SetService("net1", svc))
+	if after := links(); len(after) != len(before) {
+		t.Errorf("links before the restart %v, after the replay %v", before, after)
+	}
+	if got, err := fetch(ca, "10.200.0.100:80"); err != nil || got != "b" {
+		t.Fatalf("after the replay: %q, %v", got, err)
+	}
+	assertDNS(t, ca, "web", svc.VIP)
+
+	must(t, d.Detach("net1", netip.MustParseAddr("10.200.0.2")))
+	h := l.handle(ca)
+	defer h.Close()
+	if _, err := h.LinkByName("eth0"); err == nil {
+		t.Error("eth0 still in the container after Detach")
+	}
+	if hasTable(t, ca, "berth-ovtest") {
+		t.Error("VIP rules left in the container after Detach")
+	}
+}
