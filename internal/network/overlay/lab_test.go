@@ -26,7 +26,7 @@ import (
 // the pins (and closing the sockets the test opened in them) frees everything, links and nftables tables
 // included, whatever state a failed test left.
 type lab struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	sw    string
 	hosts map[string]*labHost
@@ -48,7 +48,7 @@ type labEndpoint struct {
 
 const underlayPrefix = 24
 
-func newLab(t *testing.T, hostNames ...string) *lab {
+func newLab(t testing.TB, hostNames ...string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, VXLAN, nftables)")
@@ -99,7 +99,7 @@ func newLab(t *testing.T, hostNames ...string) *lab {
 	return l
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func (l *lab) gossip() {
 }
 
 // serve answers every TCP connection to port in namespace ns with reply and a newline.
-func serve(t *testing.T, ns string, port int, reply string) {
+func serve(t testing.TB, ns string, port int, reply string) {
 	t.Helper()
 	var ln net.Listener
 	must(t, plumbing.Do(ns, func() error {
@@ -239,7 +239,7 @@ func fetch(ns, addr string) (string, error) {
 }
 
 // replies fetches addr n times and counts the answers.
-func replies(t *testing.T, ns, addr string, n int) map[string]int {
+func replies(t testing.TB, ns, addr string, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for range n {
@@ -260,7 +260,7 @@ type vxlanFrame struct {
 }
 
 // capture records the VXLAN packets crossing interface ifName of namespace ns until stop is called.
-func capture(t *testing.T, ns, ifName string) (stop func() []vxlanFrame) {
+func capture(t testing.TB, ns, ifName string) (stop func() []vxlanFrame) {
 	t.Helper()
 	var fd int
 	must(t, plumbing.Do(ns, func() error {
@@ -351,7 +351,7 @@ func parseVXLAN(b []byte) (vxlanFrame, bool) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // hasTable reports whether namespace ns has an IPv4 nftables table called name.
-func hasTable(t *testing.T, ns, name string) bool {
+func hasTable(t testing.TB, ns, name string) bool {
 	t.Helper()
 	fd, err := plumbing.OpenNetNS(ns)
 	must(t, err)

@@ -169,7 +169,7 @@ func TestIngress(t *testing.T) {
 }
 
 // lookup asks the network's DNS server (the gateway) from namespace ns.
-func lookup(t *testing.T, ns, name string) []netip.Addr {
+func lookup(t testing.TB, ns, name string) []netip.Addr {
 	t.Helper()
 	var out []netip.Addr
 	must(t, plumbing.Do(ns, func() error {
