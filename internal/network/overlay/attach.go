@@ -41,7 +41,7 @@ func (d *Driver) Attach(id string, ep Endpoint) error {
 	}
 	sp := st.spec
 	if !ep.IP.Is4() || !sp.Subnet.Contains(ep.IP) || ep.IP == sp.Gateway || ep.IP == sp.NodeIP ||
-		ep.IP == sp.Subnet.Addr() {
+		ep.IP == sp.Subnet.Addr() || ep.IP == broadcast(sp.Subnet) {
 		return errdefs.InvalidParameter(fmt.Errorf("address %s is not a free address of network %s (%s)", ep.IP, sp.Name, sp.Subnet))
 	}
 	if other := st.eps[ep.IP]; other != nil && other.NetNS != ep.NetNS {
@@ -164,4 +164,11 @@ func (d *Driver) Detach(id string, ip netip.Addr) error {
 	}
 	errs = append(errs, d.writeHostTable())
 	return errors.Join(errs...)
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

@@ -40,7 +40,12 @@
 // host's addresses on the published port goes to one of the service's backends, anywhere in the
 // cluster, through the gw0 link into the overlay namespace, where it is source-NATed to this node's
 // own address on the network (Spec.NodeIP) so that the backend's reply comes back through this host.
-// Mode "host" publishes only on hosts that run a task of the service, to those local tasks.
+// Mode "host" publishes only on hosts that run a task of the service, to those local tasks. Either
+// way the task sees the connection come from the node's address, as behind Docker's routing mesh (a
+// task has no route back to the client but through the overlay). The gw0 link routes the network's
+// subnet on the host, so networks with a NodeIP must have subnets distinct on a host (the cluster's
+// address pool hands out disjoint ones); the host's forward rule lets only published-port connections
+// through it.
 //
 // Each overlay namespace also runs the embedded DNS server of package network on the gateway address
 // (the same on every host, answered locally): a service's name resolves to its VIP (to its tasks'

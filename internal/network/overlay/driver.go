@@ -141,6 +141,9 @@ func (d *Driver) Ensure(spec Spec) error {
 		return errdefs.Conflict(fmt.Errorf("overlay network %q exists with VXLAN ID %d and subnet %s", spec.Name, st.spec.VNI, st.spec.Subnet))
 	}
 	if err := d.ensureKernel(spec); err != nil {
+		if st == nil {
+			_ = d.deleteKernel(d.names(spec.ID)) // a network that failed to come up leaves nothing
+		}
 		return errdefs.System(fmt.Errorf("overlay network %q: %w", spec.Name, err))
 	}
 	if st == nil {
@@ -409,7 +412,13 @@ func (d *Driver) Delete(id string) error {
 			errs = append(errs, d.writeContainerTable(ns))
 		}
 	}
-	errs = append(errs, d.writeHostTable())
+	errs = append(errs, d.writeHostTable(), d.deleteKernel(nm))
+	return errors.Join(errs...)
+}
+
+// deleteKernel removes a network's links and namespace.
+func (d *Driver) deleteKernel(nm names) error {
+	var errs []error
 	if host, err := d.hostHandle(); err == nil {
 		if l, err := host.LinkByName(nm.hostEnd); err == nil {
 			errs = append(errs, host.LinkDel(l))

@@ -3,6 +3,8 @@ package overlay
 import (
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/network/plumbing"
@@ -128,14 +130,32 @@ func TestBadInput(t *testing.T) {
 	if err := d.AddPeer("nope", netip.MustParseAddr("10.99.0.2"), netip.MustParseAddr("10.1.0.2"), nil); err == nil {
 		t.Error("peer on an unknown network accepted")
 	}
+	// A subnet the host already routes: refused, and nothing of the network is left.
+	hh := l.handle(l.hosts["a"].ns)
+	defer hh.Close()
+	eth0, err := hh.LinkByName("eth0")
+	must(t, err)
+	must(t, hh.AddrAdd(eth0, &netlink.Addr{IPNet: plumbing.IPNet(netip.MustParseAddr("10.201.0.1"), 24)}))
+	clash := Spec{ID: "clash", VNI: 9, Subnet: netip.MustParsePrefix("10.201.0.0/24"), NodeIP: netip.MustParseAddr("10.201.0.9")}
+	if err := d.Ensure(clash); err == nil || !strings.Contains(err.Error(), "already routed") {
+		t.Errorf("Ensure on a routed subnet: %v", err)
+	}
+	if _, err := os.Stat(d.NetNS("clash")); err == nil {
+		t.Error("namespace of a failed network left")
+	}
+	if _, err := hh.LinkByName(d.names("clash").hostEnd); err == nil {
+		t.Error("link of a failed network left")
+	}
+
 	l.ensure("n", 7)
 	if err := d.Ensure(Spec{ID: "n", VNI: 8, Subnet: netip.MustParsePrefix("10.200.0.0/24")}); err == nil {
 		t.Error("VNI changed under an existing network")
 	}
 	ns := l.newNS("ctr-x")
 	for _, ep := range []Endpoint{
-		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.7.0.2")},   // outside the subnet
-		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.200.0.1")}, // the gateway
+		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.7.0.2")},     // outside the subnet
+		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.200.0.1")},   // the gateway
+		{NetNS: ns, IfName: "eth0", IP: netip.MustParseAddr("10.200.0.255")}, // broadcast
 		{NetNS: ns, IfName: "", IP: netip.MustParseAddr("10.200.0.9")},
 	} {
 		if err := d.Attach("n", ep); err == nil {
@@ -155,7 +175,7 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	must(t, d.SetService("n", Service{Name: "one", Ports: []Port{{Target: 80, Published: 8080}}}))
-	err := d.SetService("n", Service{Name: "two", Ports: []Port{{Target: 81, Published: 8080}}})
+	err = d.SetService("n", Service{Name: "two", Ports: []Port{{Target: 81, Published: 8080}}})
 	if err == nil || err.Error() != "port '8080' is already in use by service 'one' as an ingress port" {
 		t.Errorf("second service on a published port: %v", err)
 	}
