@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,6 +87,34 @@ func TestCrossHost(t *testing.T) {
 	must(t, l.hosts["a"].d.AddPeer("net1", netip.MustParseAddr("10.99.0.11"), netip.MustParseAddr("10.200.0.3"), nil))
 	if got, err := fetch(ca, "10.200.0.3:80"); err != nil || got != "hello from b" {
 		t.Fatalf("a -> b after the peer came back: %q, %v", got, err)
+	}
+
+	// Reconciling to a set: a stale peer goes, the listed ones stay.
+	a := l.hosts["a"].d
+	stale := Peer{Host: netip.MustParseAddr("10.99.0.11"), IP: netip.MustParseAddr("10.200.0.77")}
+	must(t, a.AddPeer("net1", stale.Host, stale.IP, nil))
+	keep := Peer{Host: netip.MustParseAddr("10.99.0.11"), IP: netip.MustParseAddr("10.200.0.3")}
+	node := Peer{Host: netip.MustParseAddr("10.99.0.11"), IP: l.spec("net1", 4242, "b").NodeIP}
+	must(t, a.SetPeers("net1", []Peer{keep, node}))
+	peers, err := a.Peers("net1")
+	must(t, err)
+	var ips []string
+	for _, p := range peers {
+		ips = append(ips, p.IP.String()+"@"+p.Host.String())
+	}
+	slices.Sort(ips)
+	if want := []string{"10.200.0.251@10.99.0.11", "10.200.0.3@10.99.0.11"}; !slices.Equal(ips, want) {
+		t.Errorf("peers after SetPeers: %v, want %v", ips, want)
+	}
+	fdb, err = oh.NeighList(vx.Attrs().Index, unix.AF_BRIDGE)
+	must(t, err)
+	for _, n := range fdb {
+		if n.HardwareAddr.String() == macFor(stale.IP).String() {
+			t.Errorf("forwarding entry of the stale peer left: %+v", n)
+		}
+	}
+	if got, err := fetch(ca, "10.200.0.3:80"); err != nil || got != "hello from b" {
+		t.Fatalf("a -> b after SetPeers: %q, %v", got, err)
 	}
 }
 

@@ -26,6 +26,103 @@ func (d *Driver) RemovePeer(id string, hostIP, ip netip.Addr, mac net.HardwareAd
 	return d.peer(id, hostIP, ip, mac, false)
 }
 
+// Peer is one endpoint of a network on another host.
+type Peer struct {
+	Host netip.Addr       // the host's underlay address
+	IP   netip.Addr       // the endpoint's address on the network
+	MAC  net.HardwareAddr // nil = derived from IP
+}
+
+// SetPeers makes peers exactly the endpoints of network id this host knows on other hosts: those
+// missing are added, those no longer listed removed. It is how the cluster reconciles after a restart
+// or a missed update; AddPeer and RemovePeer are the incremental forms.
+func (d *Driver) SetPeers(id string, peers []Peer) error {
+	want := map[netip.Addr]bool{}
+	for _, p := range peers {
+		want[p.IP] = true
+	}
+	d.mu.Lock()
+	st, err := d.lookup(id)
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	stale, err := d.listPeers(st)
+	d.mu.Unlock()
+	if err != nil {
+		return errdefs.System(err)
+	}
+	for _, p := range stale {
+		if !want[p.IP] {
+			if err := d.RemovePeer(id, p.Host, p.IP, p.MAC); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range peers {
+		if err := d.AddPeer(id, p.Host, p.IP, p.MAC); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Peers lists the peers of network id on this host, as the kernel has them.
+func (d *Driver) Peers(id string) ([]Peer, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, err := d.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	return d.listPeers(st)
+}
+
+// listPeers reads the neighbour entries of the VXLAN device and the forwarding entries that give each
+// its host. Called with d.mu held.
+func (d *Driver) listPeers(st *netState) ([]Peer, error) {
+	nm := d.names(st.spec.ID)
+	ns, err := plumbing.OpenNetNS(nm.ns)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	vx, err := h.LinkByName(nm.vxlan)
+	if err != nil {
+		return nil, err
+	}
+	fdb, err := h.NeighList(vx.Attrs().Index, unix.AF_BRIDGE)
+	if err != nil {
+		return nil, err
+	}
+	hostOf := map[string]netip.Addr{}
+	for _, n := range fdb {
+		if n.Flags&netlink.NTF_SELF != 0 && n.IP != nil {
+			if a, ok := netip.AddrFromSlice(n.IP.To4()); ok {
+				hostOf[n.HardwareAddr.String()] = a
+			}
+		}
+	}
+	neigh, err := h.NeighList(vx.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, err
+	}
+	var out []Peer
+	for _, n := range neigh {
+		ip, ok := netip.AddrFromSlice(n.IP.To4())
+		if !ok || n.State&netlink.NUD_PERMANENT == 0 {
+			continue
+		}
+		out = append(out, Peer{Host: hostOf[n.HardwareAddr.String()], IP: ip, MAC: n.HardwareAddr})
+	}
+	return out, nil
+}
+
 func (d *Driver) peer(id string, hostIP, ip netip.Addr, mac net.HardwareAddr, add bool) error {
 	if !hostIP.Is4() || !ip.Is4() {
 		return errdefs.InvalidParameter(fmt.Errorf("invalid peer %s on host %s: want IPv4 addresses", ip, hostIP))
