@@ -1,8 +1,9 @@
 // Package overlay is the data plane of networks that span hosts: the library cluster mode drives from
 // its replicated desired state. It knows nothing of Raft, nodes or tasks; the cluster tells each host
-// which networks exist (Ensure), where every endpoint of them lives (AddPeer), which local containers
-// join them (Attach), and which services they carry (SetService). Every call is idempotent, so a
-// restarted berthd replays the cluster's state and ends where it was.
+// which networks exist (Ensure), where every endpoint of them lives (AddPeer, or SetPeers for the whole
+// set), which local containers join them (Attach), and which services they carry (SetService). Every
+// call is idempotent, so a restarted berthd replays the cluster's state and ends where it was; the
+// driver's own state is in memory only.
 //
 // # One overlay network on one host
 //
