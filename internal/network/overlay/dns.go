@@ -8,11 +8,6 @@ import (
 	"github.com/miekg/dns"
 )
 
-type (
-	dnsQuestion = dns.Question
-	dnsRR       = dns.RR
-)
-
 // resolve answers the DNS server of network id: <service> is its VIP (its backends when it has no
 // VIP), tasks.<service> its backends. Short TTLs: backends come and go with tasks. Everything else goes
 // upstream.

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/plumbing"
+	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -158,7 +159,7 @@ func (d *Driver) Ensure(spec Spec) error {
 	if st.dns == nil && spec.Gateway.IsValid() {
 		id := spec.ID
 		srv, err := network.StartDNS(d.names(id).ns, spec.Gateway, network.ResolverFunc(
-			func(q dnsQuestion, from netip.Addr) (bool, []dnsRR, []string) { return d.resolve(id, q, from) }))
+			func(q dns.Question, from netip.Addr) (bool, []dns.RR, []string) { return d.resolve(id, q, from) }))
 		if err != nil {
 			d.log.Warn("overlay: embedded DNS unavailable", "network", spec.Name, "err", err)
 		} else {
