@@ -2,6 +2,7 @@ package network
 
 import (
 	"bufio"
+	"context"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -9,24 +10,84 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/network/plumbing"
 	"github.com/miekg/dns"
 )
 
-// dnsServer answers for one user-defined network on its gateway address, port 53: container names,
-// network aliases and short IDs of the containers attached to it, and reverse lookups of their addresses.
-// Everything else goes to the asking container's own --dns servers, or the host's resolvers. Listening
-// on the gateway (rather than inside each container, as Docker does) costs nothing per container, and the
-// listener a query arrives on tells which network asks.
-type dnsServer struct {
+// The embedded DNS server answers for one network on one address, port 53, from a Resolver; questions
+// the resolver does not know go upstream. The bridge driver runs one per user-defined network on its
+// gateway, answering container names, network aliases and short IDs of the containers attached to it,
+// and reverse lookups of their addresses. Listening on the gateway (rather than inside each container,
+// as Docker does) costs nothing per container, and the listener a query arrives on tells which network
+// asks. The overlay driver (network/overlay) runs the same server inside each overlay network's
+// namespace with a resolver of its own (service names and their tasks).
+
+// Resolver answers the questions an embedded DNS server receives. known is false when the name is not
+// one of the resolver's: the question then goes to upstream (the asking client's own --dns servers, or
+// the host's resolvers).
+type Resolver interface {
+	Resolve(q dns.Question, from netip.Addr) (known bool, answers []dns.RR, upstream []string)
+}
+
+// ResolverFunc is a function that is a Resolver.
+type ResolverFunc func(q dns.Question, from netip.Addr) (known bool, answers []dns.RR, upstream []string)
+
+// Resolve calls f.
+func (f ResolverFunc) Resolve(q dns.Question, from netip.Addr) (bool, []dns.RR, []string) {
+	return f(q, from)
+}
+
+// DNSServer is one embedded DNS server (UDP and TCP).
+type DNSServer struct {
 	udp, tcp *dns.Server
 }
 
-func (d *dnsServer) close() {
+// StartDNS starts a server on addr, port 53, answering from r. The sockets are opened inside the network
+// namespace pinned at nsPath ("" = the caller's own) and stay there.
+func StartDNS(nsPath string, addr netip.Addr, r Resolver) (*DNSServer, error) {
+	var pc net.PacketConn
+	var l net.Listener
+	listen := func() error {
+		hp := net.JoinHostPort(addr.String(), "53")
+		var err error
+		if pc, err = net.ListenPacket("udp4", hp); err != nil {
+			return err
+		}
+		if l, err = net.Listen("tcp4", hp); err != nil {
+			pc.Close()
+			return err
+		}
+		return nil
+	}
+	var err error
+	if nsPath == "" {
+		err = listen()
+	} else {
+		err = plumbing.Do(nsPath, listen)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) { serveDNS(r, w, q) })
+	d := &DNSServer{
+		udp: &dns.Server{PacketConn: pc, Handler: h},
+		tcp: &dns.Server{Listener: l, Handler: h},
+	}
+	go func() { _ = d.udp.ActivateAndServe() }()
+	go func() { _ = d.tcp.ActivateAndServe() }()
+	return d, nil
+}
+
+// Close stops the server. It waits a moment at most for answers in flight: their resolver may be
+// waiting for a lock that Close's caller holds.
+func (d *DNSServer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
 	if d.udp != nil {
-		_ = d.udp.Shutdown()
+		_ = d.udp.ShutdownContext(ctx)
 	}
 	if d.tcp != nil {
-		_ = d.tcp.Shutdown()
+		_ = d.tcp.ShutdownContext(ctx)
 	}
 }
 
@@ -37,26 +98,14 @@ func (s *Service) startDNS(n *Network) {
 	if n.Driver != DriverBridge || n.Default || s.dns[n.ID] != nil {
 		return
 	}
-	addr := net.JoinHostPort(n.Gateway.String(), "53")
-	pc, err := net.ListenPacket("udp4", addr)
-	if err != nil {
-		s.log.Warn("embedded DNS unavailable", "network", n.Name, "err", err)
-		return
-	}
-	l, err := net.Listen("tcp4", addr)
-	if err != nil {
-		pc.Close()
-		s.log.Warn("embedded DNS unavailable", "network", n.Name, "err", err)
-		return
-	}
 	id := n.ID
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) { s.serveDNS(id, w, q) })
-	d := &dnsServer{
-		udp: &dns.Server{PacketConn: pc, Handler: h},
-		tcp: &dns.Server{Listener: l, Handler: h},
+	d, err := StartDNS("", n.Gateway, ResolverFunc(func(q dns.Question, from netip.Addr) (bool, []dns.RR, []string) {
+		return s.resolveLocal(id, q, from)
+	}))
+	if err != nil {
+		s.log.Warn("embedded DNS unavailable", "network", n.Name, "err", err)
+		return
 	}
-	go func() { _ = d.udp.ActivateAndServe() }()
-	go func() { _ = d.tcp.ActivateAndServe() }()
 	s.dns[n.ID] = d
 }
 
@@ -67,18 +116,16 @@ func (s *Service) HasDNS(id string) bool {
 	return s.dns[id] != nil
 }
 
-func (s *Service) serveDNS(networkID string, w dns.ResponseWriter, q *dns.Msg) {
+func serveDNS(r Resolver, w dns.ResponseWriter, q *dns.Msg) {
 	if len(q.Question) != 1 {
 		m := new(dns.Msg)
 		m.SetRcode(q, dns.RcodeFormatError)
 		_ = w.WriteMsg(m)
 		return
 	}
-	question := q.Question[0]
-	from := remoteAddr(w)
-	known, answers, upstream := s.resolveLocal(networkID, question, from)
+	known, answers, upstream := r.Resolve(q.Question[0], remoteAddr(w))
 	if !known {
-		s.forward(w, q, upstream)
+		forward(w, q, upstream)
 		return
 	}
 	m := new(dns.Msg)
@@ -146,14 +193,23 @@ func (s *Service) resolveLocal(networkID string, question dns.Question, from net
 	for _, p := range ptr {
 		answers = append(answers, &dns.PTR{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: ttl}, Ptr: p})
 	}
-	if question.Qtype == dns.TypeA || question.Qtype == dns.TypeANY {
-		// Several containers behind one alias: a different order each time spreads the clients.
-		rand.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
-		for _, ip := range ips {
-			answers = append(answers, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(ip.AsSlice())})
-		}
-	}
+	answers = append(answers, AddressAnswers(question, ips, ttl)...)
 	return true, answers, upstream
+}
+
+// AddressAnswers answers an A (or ANY) question for a name with ips, in a different order each time so
+// that clients of a name with several addresses spread over them; other question types get none.
+func AddressAnswers(question dns.Question, ips []netip.Addr, ttl uint32) []dns.RR {
+	if question.Qtype != dns.TypeA && question.Qtype != dns.TypeANY {
+		return nil
+	}
+	ips = append([]netip.Addr(nil), ips...)
+	rand.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+	var out []dns.RR
+	for _, ip := range ips {
+		out = append(out, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(ip.AsSlice())})
+	}
+	return out
 }
 
 func dnsNames(sb *Sandbox, ep *Endpoint) map[string]bool {
@@ -167,7 +223,7 @@ func dnsNames(sb *Sandbox, ep *Endpoint) map[string]bool {
 	return names
 }
 
-func (s *Service) forward(w dns.ResponseWriter, q *dns.Msg, upstream []string) {
+func forward(w dns.ResponseWriter, q *dns.Msg, upstream []string) {
 	proto := "udp"
 	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		proto = "tcp"

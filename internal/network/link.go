@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 
+	"github.com/berth-dev/berth/internal/network/plumbing"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +32,7 @@ func ensureBridge(n *Network) error {
 	if _, ok := l.(*netlink.Bridge); !ok {
 		return fmt.Errorf("%s exists and is not a bridge", n.Bridge)
 	}
-	want := &netlink.Addr{IPNet: ipNet(n.Gateway, n.Subnet.Bits())}
+	want := &netlink.Addr{IPNet: plumbing.IPNet(n.Gateway, n.Subnet.Bits())}
 	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
 		return err
@@ -65,17 +65,6 @@ func deleteBridge(name string) error {
 	return netlink.LinkDel(l)
 }
 
-func ipNet(a netip.Addr, bits int) *net.IPNet {
-	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(bits, 32)}
-}
-
-// macFor derives a MAC address from an IPv4 address as Docker does (02:42 and the address), so a
-// container's MAC is stable for its address and unique on the bridge.
-func macFor(a netip.Addr) net.HardwareAddr {
-	b := a.As4()
-	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
-}
-
 func vethName() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -89,7 +78,7 @@ func attach(n *Network, ep *Endpoint, nsPath string) error {
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
-	ns, err := openNetNS(nsPath)
+	ns, err := plumbing.OpenNetNS(nsPath)
 	if err != nil {
 		return err
 	}
@@ -143,7 +132,7 @@ func configureInside(h *netlink.Handle, n *Network, ep *Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("%s in the container: %w", ep.IfName, err)
 	}
-	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(ep.IP, ep.Prefix)}); err != nil {
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: plumbing.IPNet(ep.IP, ep.Prefix)}); err != nil {
 		return fmt.Errorf("address %s: %w", ep.IP, err)
 	}
 	if err := h.LinkSetUp(l); err != nil {
@@ -162,7 +151,7 @@ func configureInside(h *netlink.Handle, n *Network, ep *Endpoint) error {
 // detachInside removes a link from a container's namespace (disconnect of a running container); the
 // host end goes with it.
 func detachInside(nsPath, ifName string) error {
-	ns, err := openNetNS(nsPath)
+	ns, err := plumbing.OpenNetNS(nsPath)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func (s *Service) remove(n *Network) error {
 		return errdefs.Forbidden(fmt.Errorf("error while removing network: network %s has active endpoints", n.Name))
 	}
 	if d := s.dns[n.ID]; d != nil {
-		d.close()
+		d.Close()
 		delete(s.dns, n.ID)
 	}
 	delete(s.nets, n.ID)

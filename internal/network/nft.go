@@ -1,11 +1,11 @@
 package network
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"sort"
 
+	"github.com/berth-dev/berth/internal/network/plumbing"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
@@ -63,16 +63,16 @@ func (s *Service) applyRules() error {
 
 	masq := []expr.Any{&expr.Masq{}}
 	for _, n := range bridges {
-		br := ifname(n.Bridge)
+		br := plumbing.IfName(n.Bridge)
 		if !n.Internal {
-			rule(post, srcInPrefix(n), oifNot(br), masq)
+			rule(post, srcInPrefix(n), plumbing.OifNot(br), masq)
 		}
-		rule(post, srcInLoopback(), oifIs(br), masq)
-		rule(post, iifIs(br), oifIs(br), ctDNAT(), masq)
+		rule(post, srcInLoopback(), plumbing.OifIs(br), masq)
+		rule(post, plumbing.IifIs(br), plumbing.OifIs(br), plumbing.CtStatusDNAT(), masq)
 	}
 	toLocal := []expr.Any{
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(unix.RTN_LOCAL)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: plumbing.NativeU32(unix.RTN_LOCAL)},
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: "ports"},
 	}
 	rule(pre, toLocal)
@@ -81,7 +81,7 @@ func (s *Service) applyRules() error {
 	for _, p := range s.allPorts() {
 		e := []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNum(p.Proto)}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{plumbing.ProtoNum(p.Proto)}},
 		}
 		if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
 			a := p.HostIP.As4()
@@ -99,15 +99,15 @@ func (s *Service) applyRules() error {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip[:]},
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNum(p.Proto)}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{plumbing.ProtoNum(p.Proto)}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: bigU16(p.CtrPort)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: plumbing.BigU16(p.CtrPort)},
 		}, masq)
 		e = append(e,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: bigU16(p.HostPort)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: plumbing.BigU16(p.HostPort)},
 			&expr.Immediate{Register: 1, Data: ip[:]},
-			&expr.Immediate{Register: 2, Data: bigU16(p.CtrPort)},
+			&expr.Immediate{Register: 2, Data: plumbing.BigU16(p.CtrPort)},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 		)
 		rule(ports, e)
@@ -116,12 +116,12 @@ func (s *Service) applyRules() error {
 	drop := []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	for _, a := range bridges {
 		if a.Internal {
-			rule(fwd, iifIs(ifname(a.Bridge)), oifNot(ifname(a.Bridge)), drop)
-			rule(fwd, oifIs(ifname(a.Bridge)), iifNot(ifname(a.Bridge)), drop)
+			rule(fwd, plumbing.IifIs(plumbing.IfName(a.Bridge)), plumbing.OifNot(plumbing.IfName(a.Bridge)), drop)
+			rule(fwd, plumbing.OifIs(plumbing.IfName(a.Bridge)), plumbing.IifNot(plumbing.IfName(a.Bridge)), drop)
 		}
 		for _, b := range bridges {
 			if a != b {
-				rule(fwd, iifIs(ifname(a.Bridge)), oifIs(ifname(b.Bridge)), drop)
+				rule(fwd, plumbing.IifIs(plumbing.IfName(a.Bridge)), plumbing.OifIs(plumbing.IfName(b.Bridge)), drop)
 			}
 		}
 	}
@@ -146,22 +146,6 @@ func (s *Service) allPorts() []Port {
 	return out
 }
 
-func ifname(name string) []byte {
-	b := make([]byte, 16)
-	copy(b, name)
-	return b
-}
-
-func iifIs(name []byte) []expr.Any  { return metaCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, name) }
-func iifNot(name []byte) []expr.Any { return metaCmp(expr.MetaKeyIIFNAME, expr.CmpOpNeq, name) }
-func oifIs(name []byte) []expr.Any  { return metaCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, name) }
-func oifNot(name []byte) []expr.Any { return metaCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, name) }
-
-// metaCmp is one "meta key op value" match.
-func metaCmp(k expr.MetaKey, op expr.CmpOp, v []byte) []expr.Any {
-	return []expr.Any{&expr.Meta{Key: k, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: v}}
-}
-
 func srcInPrefix(n *Network) []expr.Any {
 	a := n.Subnet.Masked().Addr().As4()
 	m := net.CIDRMask(n.Subnet.Bits(), 32)
@@ -177,32 +161,4 @@ func srcInLoopback() []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}},
 	}
-}
-
-// ctDNAT matches connections whose destination was rewritten (ct status dnat).
-func ctDNAT() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(0x20), Xor: nativeU32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
-	}
-}
-
-func protoNum(p string) byte {
-	if p == "udp" {
-		return unix.IPPROTO_UDP
-	}
-	return unix.IPPROTO_TCP
-}
-
-func bigU16(v uint16) []byte {
-	b := make([]byte, 2)
-	binary.BigEndian.PutUint16(b, v)
-	return b
-}
-
-func nativeU32(v uint32) []byte {
-	b := make([]byte, 4)
-	binary.NativeEndian.PutUint32(b, v)
-	return b
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network/plumbing"
 )
 
 // Setup creates a container's network namespace, attaches it to the requested networks and publishes
@@ -26,8 +27,8 @@ func (s *Service) Setup(ctx context.Context, req SandboxRequest) (Sandbox, error
 	}
 	sb := &Sandbox{ContainerID: req.ContainerID, Name: req.Name, Hostname: req.Hostname, DNS: req.DNS,
 		NetNS: filepath.Join(s.netnsDir(), req.ContainerID)}
-	_ = removeNetNS(sb.NetNS)
-	if err := newNetNS(sb.NetNS); err != nil {
+	_ = plumbing.RemoveNetNS(sb.NetNS)
+	if err := plumbing.NewNetNS(sb.NetNS); err != nil {
 		return Sandbox{}, errdefs.System(err)
 	}
 	fail := func(err error) (Sandbox, error) {
@@ -87,7 +88,7 @@ func (s *Service) connect(sb *Sandbox, er EndpointRequest) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac := macFor(ip).String()
+	mac := plumbing.MACFor(ip).String()
 	if er.MAC != "" {
 		hw, err := net.ParseMAC(er.MAC)
 		if err != nil {
@@ -165,7 +166,7 @@ func (s *Service) teardown(sb *Sandbox) {
 			s.log.Warn("removing published ports", "container", sb.ContainerID, "err", err)
 		}
 	}
-	if err := removeNetNS(sb.NetNS); err != nil {
+	if err := plumbing.RemoveNetNS(sb.NetNS); err != nil {
 		s.log.Warn("removing network namespace", "path", sb.NetNS, "err", err)
 	}
 	if recorded {

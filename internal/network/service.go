@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network/plumbing"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -51,7 +52,7 @@ type Service struct {
 	nets  map[string]*Network // by ID
 	sbs   map[string]*Sandbox // by container ID
 	ipam  map[string]*pool    // by network ID
-	dns   map[string]*dnsServer
+	dns   map[string]*DNSServer
 	// upstream are the host's resolvers, for embedded DNS forwarding and default-bridge resolv.conf.
 	upstream   []string
 	portCursor uint32 // where the search for a free host port starts
@@ -77,10 +78,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		cfg: cfg, log: cfg.Logger,
 		table: tableName(cfg.DefaultBridge),
 		nets:  map[string]*Network{}, sbs: map[string]*Sandbox{},
-		ipam: map[string]*pool{}, dns: map[string]*dnsServer{},
+		ipam: map[string]*pool{}, dns: map[string]*DNSServer{},
 	}
 	s.upstream = hostNameservers(cfg.ResolvConf)
-	if err := privateDir(s.netnsDir()); err != nil {
+	if err := plumbing.PrivateDir(s.netnsDir()); err != nil {
 		return nil, err
 	}
 	if err := s.load(); err != nil {
@@ -115,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if ents, err := os.ReadDir(s.netnsDir()); err == nil {
 		for _, e := range ents {
 			if _, ok := s.sbs[e.Name()]; !ok {
-				_ = removeNetNS(filepath.Join(s.netnsDir(), e.Name()))
+				_ = plumbing.RemoveNetNS(filepath.Join(s.netnsDir(), e.Name()))
 			}
 		}
 	}
@@ -146,7 +147,7 @@ func (s *Service) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, d := range s.dns {
-		d.close()
+		d.Close()
 		delete(s.dns, id)
 	}
 }

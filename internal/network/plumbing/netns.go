@@ -1,4 +1,4 @@
-package network
+package plumbing
 
 import (
 	"errors"
@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newNetNS creates a network namespace and pins it with a bind mount at path, so it lives on without any
+// NewNetNS creates a network namespace and pins it with a bind mount at path, so it lives on without any
 // process in it: berthd sets it up before the container's init joins it, and it survives berthd restarts.
-func newNetNS(path string) error {
+func NewNetNS(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
 		return err
@@ -48,8 +48,8 @@ func newNetNS(path string) error {
 	return nil
 }
 
-// removeNetNS unpins a namespace made by newNetNS; the kernel frees it once no process is left in it.
-func removeNetNS(path string) error {
+// RemoveNetNS unpins a namespace made by NewNetNS; the kernel frees it once no process is left in it.
+func RemoveNetNS(path string) error {
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", path, err)
 	}
@@ -59,9 +59,9 @@ func removeNetNS(path string) error {
 	return nil
 }
 
-// privateDir makes dir a private mount of its own, so that namespace pins made under it do not
+// PrivateDir makes dir a private mount of its own, so that namespace pins made under it do not
 // propagate into the mount namespaces of containers started meanwhile (which would keep them alive).
-func privateDir(dir string) error {
+func PrivateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
@@ -101,11 +101,56 @@ func containsMountPoint(mountinfo, dir string) bool {
 	return false
 }
 
-// openNetNS opens the namespace pinned at path for netlink handles made in it.
-func openNetNS(path string) (netns.NsHandle, error) {
+// OpenNetNS opens the namespace pinned at path for netlink handles made in it.
+func OpenNetNS(path string) (netns.NsHandle, error) {
 	h, err := netns.GetFromPath(path)
 	if err != nil {
 		return 0, fmt.Errorf("open network namespace %s: %w", path, err)
 	}
 	return h, nil
+}
+
+// Do runs fn on a locked thread inside the network namespace pinned at path (or opened from a
+// /proc/<pid>/ns/net path) and returns its error. The caller's thread never changes namespace. Sockets
+// fn opens stay in that namespace after it returns, and /proc/sys/net written from fn is the
+// namespace's own.
+func Do(path string, fn func() error) error {
+	target, err := OpenNetNS(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
+			return
+		}
+		err = fn()
+		// A thread that cannot go back stays locked and ends with this goroutine.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// Sysctl writes value to /proc/sys/<key> (key like "net/ipv4/ip_forward") inside the network namespace
+// at path; "" means the caller's own.
+func Sysctl(path, key, value string) error {
+	write := func() error { return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644) }
+	if path == "" {
+		return write()
+	}
+	return Do(path, write)
 }
