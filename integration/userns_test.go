@@ -40,7 +40,7 @@ func (d *usernsDaemon) must(t testing.TB, args ...string) string {
 
 // startUsernsDaemon starts berthd with --userns-remap=default. The account it makes (berthremap, with
 // its /etc/subuid and /etc/subgid lines) is removed afterwards unless it was there before.
-func startUsernsDaemon(t *testing.T) *usernsDaemon {
+func startUsernsDaemon(t *testing.T, mode string) *usernsDaemon {
 	t.Helper()
 	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
 		t.Skip("no user namespaces")
@@ -53,15 +53,18 @@ func startUsernsDaemon(t *testing.T) *usernsDaemon {
 	if err := os.Chmod(env.tmp, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(env.tmp, "userns")
+	root := filepath.Join(env.tmp, "userns-"+mode)
 	d := &usernsDaemon{sock: filepath.Join(root, "exec", "berth.sock"), bridge: fmt.Sprintf("berthus%d", os.Getpid()%1000000)}
-	lf, err := os.Create(filepath.Join(env.tmp, "berthd-userns.log"))
+	lf, err := os.Create(filepath.Join(env.tmp, "berthd-userns-"+mode+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.cmd = exec.Command(env.berthd, "--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"),
 		"--bridge", d.bridge, "--log-level", "debug", "--userns-remap", "default")
 	d.cmd.Stdout, d.cmd.Stderr = lf, lf
+	if mode == "chown" {
+		d.cmd.Env = append(os.Environ(), "BERTH_USERNS_IDMAP=0")
+	}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +164,22 @@ func statusIDs(t *testing.T, pid string) (uid, gid string) {
 }
 
 // TestUsernsRemap: with --userns-remap, a container's root is root inside and an unprivileged uid
-// outside; the image's files look as they do without remapping, what the container writes lands on disk
-// with the container's ids (so commit, diff, volumes and plain containers see the same owners), and the
-// options a remapped container cannot have are refused.
+// outside; the image's files look as they do without remapping, what the container writes comes back
+// with the container's ids through commit, cp, export and builds, and the options a remapped container
+// cannot have are refused. Both ways are run: idmapped mounts (nothing on disk changes owner) and the
+// chowned copies used where the kernel has no idmapped mounts (forced with BERTH_USERNS_IDMAP=0).
 func TestUsernsRemap(t *testing.T) {
-	d := startUsernsDaemon(t)
+	for _, mode := range []string{"idmapped", "chown"} {
+		t.Run(mode, func(t *testing.T) { testUsernsRemap(t, mode) })
+	}
+}
+
+func testUsernsRemap(t *testing.T, mode string) {
+	d := startUsernsDaemon(t, mode)
+	log, _ := os.ReadFile(filepath.Join(env.tmp, "berthd-userns-"+mode+".log"))
+	if want := "idmapped=" + strconv.FormatBool(mode == "idmapped"); !strings.Contains(string(log), want) {
+		t.Fatalf("berthd log does not say %s:\n%s", want, log)
+	}
 	ruid, rgid := remapRoot(t)
 	if ruid == 0 || rgid == 0 {
 		t.Fatalf("remap range starts at %d:%d", ruid, rgid)
@@ -242,8 +256,14 @@ func TestUsernsRemap(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(mp, "v"), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Uid != 0 || st.Gid != 0 {
-		t.Errorf("volume file written by container root is %d:%d on disk, want 0:0", st.Uid, st.Gid)
+	// On disk: the container's ids with idmapped mounts, the remapped host ids with chowned copies (as
+	// Docker's remapped roots have).
+	wantVol := "0:0"
+	if mode == "chown" {
+		wantVol = fmt.Sprintf("%d:%d", ruid, rgid)
+	}
+	if got := fmt.Sprintf("%d:%d", st.Uid, st.Gid); got != wantVol {
+		t.Errorf("volume file written by container root is %s on disk, want %s", got, wantVol)
 	}
 	// docker cp into the running container: owners as in the archive, seen from inside.
 	cpSrc := filepath.Join(t.TempDir(), "cp.txt")
@@ -279,12 +299,23 @@ func TestUsernsRemap(t *testing.T) {
 		t.Errorf("docker cp from the running container: owners %v", o)
 	}
 
+	export := func() map[string]string {
+		out, err := exec.Command(dockerBin(), "-H", "unix://"+d.sock, "export", id).Output()
+		if err != nil {
+			t.Fatalf("docker export: %v", err)
+		}
+		return owners(bytes.NewReader(out))
+	}
+	if o := export(); o["made/five"] != "5:5" || o["bin/busybox"] != "0:0" || o["made/cp.txt"] != "1234:1234" {
+		t.Errorf("docker export of the running container: made/five %s, bin/busybox %s, made/cp.txt %s", o["made/five"], o["bin/busybox"], o["made/cp.txt"])
+	}
+
 	// The container's layer as the engine stores it: commit, then read it in a container without remapping.
 	d.must(t, "commit", id, "userns-committed")
 	if got := d.must(t, "run", "--rm", "--userns", "host", "userns-committed", "stat", "-c", "%n %u:%g", "/made/root", "/made/five", "/made/cp.txt"); got != "/made/root 0:0\n/made/five 5:5\n/made/cp.txt 1234:1234" {
 		t.Errorf("committed layer owners:\n%s", got)
 	}
-	if got := d.must(t, "run", "--rm", "--userns", "host", "-v", vol+":/data", busybox, "stat", "-c", "%u:%g", "/data/v"); got != "0:0" {
+	if got := d.must(t, "run", "--rm", "--userns", "host", "-v", vol+":/data", busybox, "stat", "-c", "%u:%g", "/data/v"); got != wantVol {
 		t.Errorf("volume file seen by a plain container: %s", got)
 	}
 
@@ -337,6 +368,17 @@ func TestUsernsRemap(t *testing.T) {
 	}
 	if got := d.must(t, "run", "--rm", "--userns", "host", "userns-built", "stat", "-c", "%u:%g", "/b", "/b/f"); got != "0:0\n7:8" {
 		t.Errorf("built layer owners:\n%s", got)
+	}
+
+	// A stopped container: export, cp out and in, and the owners seen when it runs again.
+	d.must(t, "stop", "-t", "1", id)
+	if o := export(); o["made/five"] != "5:5" || o["bin/busybox"] != "0:0" {
+		t.Errorf("docker export of the stopped container: made/five %s, bin/busybox %s", o["made/five"], o["bin/busybox"])
+	}
+	d.must(t, "cp", "-a", cpSrc, id+":/etc/cp2.txt")
+	d.must(t, "start", id)
+	if got := d.must(t, "exec", id, "stat", "-c", "%u:%g", "/etc/cp2.txt", "/made/five", "/etc/passwd", "/bin"); got != "1234:1234\n5:5\n0:0\n0:0" && got != "1234:1234\n5:5\n0:0" {
+		t.Errorf("owners after cp into the stopped container and a restart:\n%s", got)
 	}
 	d.must(t, "rm", "-f", id)
 	d.must(t, "volume", "rm", vol)

@@ -96,7 +96,7 @@ func (s *Service) ArchivePath(ctx context.Context, ref, p string) (io.ReadCloser
 		pw.CloseWithError(archive.WriteEntryAt(ctx, pw, r.dirfd, r.base, statName(p)))
 	}()
 	s.event("archive-path", v.id, map[string]string{"path": p})
-	return pr, st, nil
+	return unshiftTar(pr, v.shifted), st, nil
 }
 
 // ExtractToDir extracts the tar src into the directory p of the container, for PUT
@@ -155,7 +155,7 @@ func (s *Service) ExtractToDir(ctx context.Context, ref, p string, opts ExtractO
 		return err
 	}
 	var applyErr error
-	if v.remap != nil {
+	if v.remap != nil && v.remap.IDMapped && v.mount == nil {
 		applyErr = v.remap.AsRoot(apply)
 	} else {
 		applyErr = apply()

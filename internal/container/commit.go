@@ -176,6 +176,15 @@ func imageConfig(cfg, override *container.Config) dockerspec.DockerOCIImageConfi
 // writeLayer writes the container's writable layer as an OCI layer tar, without the runtime's mount
 // points (see initPaths).
 func writeLayer(ctx context.Context, w io.Writer, d LayerDirs) error {
+	if rm := d.Shifted; rm != nil {
+		d.Shifted = nil
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(writeLayer(ctx, pw, d)) }()
+		r := unshiftTar(pr, rm)
+		defer r.Close()
+		_, err := io.Copy(w, r)
+		return err
+	}
 	if !d.Overlay {
 		return treeLayer(ctx, w, d)
 	}

@@ -21,5 +21,5 @@ func (s *Service) Export(ctx context.Context, ref string) (io.ReadCloser, error)
 		pw.CloseWithError(archive.WriteEntryAt(ctx, pw, v.fd, ".", ""))
 	}()
 	s.event("export", v.id, nil)
-	return pr, nil
+	return unshiftTar(pr, v.shifted), nil
 }

@@ -27,6 +27,9 @@ type LayerDirs struct {
 	// Parent is the image's whole tree when Overlay is false ("" for an image without layers), the
 	// baseline a copied tree is compared against.
 	Parent string
+	// Shifted is set when the files are owned by the remapped ids on disk (user namespaces without
+	// idmapped mounts): what is read from them into a tar is shifted back, what is written shifted.
+	Shifted *userns.Remap
 }
 
 // LayerLocator is implemented by a RootfsManager that can say where a container's layer lives. diff and
@@ -56,9 +59,12 @@ type rootView struct {
 	// prefix is then where it is mounted in the container.
 	mount  *mountPoint
 	prefix string
-	// remap is set when the view is a running remapped container's live root: writes must then be made
-	// as its root (userns.Remap.AsRoot), with owners mapped to the host's ids.
+	// remap is set when the view shows the container's files with their host ids (a running remapped
+	// container's live root, or a shifted layer): owners written are mapped to the host's ids, and with
+	// idmapped mounts the writes are made as the container's root (userns.Remap.AsRoot).
 	remap *userns.Remap
+	// shifted is set when the view's files are owned by host ids that reads must map back.
+	shifted *userns.Remap
 }
 
 func (v *rootView) close() {
@@ -106,6 +112,10 @@ func (s *Service) openRoot(ctx context.Context, ref string, write bool) (*rootVi
 		if write {
 			v.remap = rm
 		}
+		// A shifted layer's live root shows host ids to reads too.
+		if rm != nil && !rm.IDMapped {
+			v.shifted = rm
+		}
 		v.fd, err = unix.Open(s.rootfsDir(v.id), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		c.mu.Unlock()
 		if err != nil {
@@ -114,7 +124,15 @@ func (s *Service) openRoot(ctx context.Context, ref string, write bool) (*rootVi
 		return v, nil
 	}
 	mount := func(target string) error { return s.cfg.Rootfs.Mount(ctx, v.id, target) }
-	if dirs, derr := s.layerDirs(ctx, v.id); derr == nil && !write {
+	dirs, derr := s.layerDirs(ctx, v.id)
+	if derr == nil && dirs.Shifted != nil {
+		// The image's layers must be seen through their chowned copies, like the container's own.
+		v.shifted, v.remap = dirs.Shifted, dirs.Shifted
+		if rr, ok := s.cfg.Rootfs.(RemappedRootfs); ok {
+			mount = func(target string) error { return rr.MountRemapped(ctx, v.id, target, dirs.Shifted) }
+		}
+	}
+	if derr == nil && !write {
 		c.mu.Unlock()
 		if !dirs.Overlay || len(dirs.Lowers) == 0 {
 			// The layer is the whole tree: nothing to mount.
@@ -252,7 +270,12 @@ func (s *Service) openView(ctx context.Context, ref, p string, write bool) (*roo
 	if err != nil {
 		return nil, "", pathError(err, p, ref)
 	}
-	return &rootView{fd: fd, id: rec.ID, rec: rec, mount: &mp, prefix: mp.Destination}, rest, nil
+	v := &rootView{fd: fd, id: rec.ID, rec: rec, mount: &mp, prefix: mp.Destination}
+	if rm := s.remap(&rec); rm != nil && !rm.IDMapped && mp.Type == mount.TypeVolume {
+		// Without idmapped mounts a remapped container's volumes hold host ids on disk.
+		v.remap, v.shifted = rm, rm
+	}
+	return v, rest, nil
 }
 
 // mountAt finds the bind or volume whose destination is p or its longest parent.

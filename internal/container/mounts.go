@@ -548,7 +548,13 @@ func (s *Service) startMounts(ctx context.Context, r *record, rootfs string) (ou
 				}
 				copied = true
 			}
-			if rm := s.remap(r); rm != nil {
+			if rm := s.remap(r); rm != nil && !rm.IDMapped {
+				// Without idmapped mounts the volume holds host ids; a fresh one becomes the container root's.
+				if err := shiftVolumeRoot(p, rm); err != nil {
+					unmount()
+					return nil, nil, fmt.Errorf("mounting volume %s for user namespaces: %w", mp.Name, err)
+				}
+			} else if rm != nil {
 				if p, err = s.remapVolume(r, rm, p, len(out)); err != nil {
 					unmount()
 					return nil, nil, fmt.Errorf("mounting volume %s for user namespaces: %w", mp.Name, err)

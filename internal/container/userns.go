@@ -1,13 +1,16 @@
 package container
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"io"
 	"strconv"
 
+	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime/userns"
 	"github.com/docker/docker/api/types/container"
@@ -152,4 +155,47 @@ func (s *Service) remapSysfs(sp *specs.Spec, rm *userns.Remap, netns, id string)
 		sp.Mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: dir, Options: opts}
 	}
 	return nil
+}
+
+// unshiftTar maps the owners in a tar read from a shifted view back to the container's ids; an owner
+// outside the container's range becomes its nobody (65534).
+func unshiftTar(r io.ReadCloser, rm *userns.Remap) io.ReadCloser {
+	if rm == nil {
+		return r
+	}
+	out := archive.RewriteHeaders(r, func(h *tar.Header) {
+		var ok bool
+		if h.Uid, ok = rm.ContainerUID(h.Uid); !ok {
+			h.Uid = 65534
+		}
+		if h.Gid, ok = rm.ContainerGID(h.Gid); !ok {
+			h.Gid = 65534
+		}
+		h.Uname, h.Gname = "", ""
+	})
+	return closeBoth{out, r}
+}
+
+// closeBoth closes a rewritten stream and the one it reads, so that the producer of the latter stops.
+type closeBoth struct {
+	io.ReadCloser
+	under io.Closer
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	c.under.Close()
+	return err
+}
+
+// shiftVolumeRoot gives a volume's directory, still owned by host root, to the remapped root.
+func shiftVolumeRoot(dir string, rm *userns.Remap) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	if st.Uid != 0 || st.Gid != 0 {
+		return nil
+	}
+	return os.Chown(dir, rm.RootUID(), rm.RootGID())
 }

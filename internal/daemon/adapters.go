@@ -59,7 +59,11 @@ func (r imageResolver) Resolve(ctx context.Context, ref string) (container.Image
 }
 
 // rootfsManager gives containers their writable layers from the snapshotter.
-type rootfsManager struct{ sn snapshot.Snapshotter }
+type rootfsManager struct {
+	sn snapshot.Snapshotter
+	// remap is the daemon's --userns-remap, nil without it.
+	remap *userns.Remap
+}
 
 func (m rootfsManager) Prepare(ctx context.Context, id, parent string) error {
 	_, err := m.sn.Prepare(ctx, id, parent)
@@ -88,6 +92,9 @@ func (m rootfsManager) MountRemapped(ctx context.Context, id, target string, rm 
 		return errdefs.System(fmt.Errorf("container %s: expected one mount for its rootfs, got %d", id, len(mounts)))
 	}
 	mt := mounts[0]
+	if !rm.IDMapped {
+		return mountShifted(mt, target, rm)
+	}
 	if mt.Type != "overlay" {
 		return rm.BindIDMapped(mt.Source, target, true)
 	}
@@ -217,7 +224,7 @@ func (r imageResolver) CommitImage(ctx context.Context, c container.CommitImage)
 
 // LayerDirs reads where a container's layer lives from the mounts the snapshotter gives it
 // (container.LayerLocator).
-func (m rootfsManager) LayerDirs(ctx context.Context, id string) (container.LayerDirs, error) {
+func (m rootfsManager) layerDirs(ctx context.Context, id string) (container.LayerDirs, error) {
 	mounts, err := m.sn.Mounts(ctx, id)
 	if err != nil || len(mounts) != 1 {
 		return container.LayerDirs{}, errdefs.System(fmt.Errorf("container %s: no single writable layer: %v", id, err))

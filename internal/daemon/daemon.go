@@ -179,11 +179,15 @@ func (d *Daemon) open(ctx context.Context) error {
 		return err
 	}
 	if d.remap != nil {
-		if err := d.remap.Check(opts.DataRoot, opts.ExecRoot); err != nil {
+		why, err := d.remap.Check(opts.DataRoot, opts.ExecRoot)
+		if err != nil {
 			return err
 		}
 		d.log.Info("user namespaces: container root is mapped", "user", d.remap.User,
-			"uid", d.remap.RootUID(), "gid", d.remap.RootGID())
+			"uid", d.remap.RootUID(), "gid", d.remap.RootGID(), "idmapped", d.remap.IDMapped)
+		if why != nil {
+			d.log.Warn("user namespaces without idmapped mounts: containers use chowned copies of image layers (more disk, a slower first start)", "reason", why)
+		}
 	}
 
 	cs, err := content.Open(filepath.Join(opts.DataRoot, "content"))
@@ -263,7 +267,7 @@ func (d *Daemon) open(ctx context.Context) error {
 		ExecRoot:   filepath.Join(opts.ExecRoot, "bundles"),
 		DB:         db,
 		Images:     imageResolver{imgs},
-		Rootfs:     rootfsManager{sn},
+		Rootfs:     rootfsManager{sn: sn, remap: d.remap},
 		Monitor:    monitorAdapter{mon},
 		Runtimes:   d.runtimes,
 		InitBinary: initBinary(),

@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,23 +117,20 @@ func (r *Remap) BindIDMapped(src, target string, recursive bool) error {
 	return nil
 }
 
-// Check makes sure a remapped container's root can work with roots (the data and exec roots): idmapped
-// mounts work there, and it may pass through every directory above them (it mounts what it needs from
-// there by path). A daemon that cannot run remapped containers says so at start, not at the first one.
-func (r *Remap) Check(roots ...string) error {
+// Check makes sure a remapped container's root can work with roots (the data and exec roots, the data
+// root first): it may pass through every directory above them (it mounts what it needs from there by
+// path). It then tries an overlay over idmapped layers in the data root and sets IDMapped; without
+// them containers get chowned copies (see ShiftTree). The environment variable BERTH_USERNS_IDMAP=0
+// forces the copies. A daemon that cannot run remapped containers says so at start, not at the first.
+func (r *Remap) Check(roots ...string) (fallbackReason error, err error) {
 	for _, root := range roots {
-		fd, err := r.idmapped(root, false)
-		if err != nil {
-			return fmt.Errorf("--userns-remap: %w", err)
-		}
-		unix.Close(fd)
 		for dir := root; ; dir = filepath.Dir(dir) {
 			fi, err := os.Stat(dir)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if fi.Mode().Perm()&0o001 == 0 {
-				return fmt.Errorf("--userns-remap: %s is not searchable by others (mode %v), so containers' remapped root (uid %d) cannot reach %s: chmod o+x %s",
+				return nil, fmt.Errorf("--userns-remap: %s is not searchable by others (mode %v), so containers' remapped root (uid %d) cannot reach %s: chmod o+x %s",
 					dir, fi.Mode().Perm(), r.RootUID(), root, dir)
 			}
 			if dir == "/" {
@@ -140,7 +138,32 @@ func (r *Remap) Check(roots ...string) error {
 			}
 		}
 	}
-	return nil
+	if os.Getenv("BERTH_USERNS_IDMAP") == "0" {
+		fallbackReason = errors.New("BERTH_USERNS_IDMAP=0")
+	} else {
+		fallbackReason = r.tryOverlay(roots[0])
+	}
+	r.IDMapped = fallbackReason == nil
+	return fallbackReason, nil
+}
+
+// tryOverlay mounts a small overlay over idmapped layers in a scratch directory under dir.
+func (r *Remap) tryOverlay(dir string) error {
+	tmp, err := os.MkdirTemp(dir, "idmap-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, d := range []string{"lower", "rw/upper", "rw/work", "merged"} {
+		if err := os.MkdirAll(filepath.Join(tmp, d), 0o700); err != nil {
+			return err
+		}
+	}
+	merged := filepath.Join(tmp, "merged")
+	if err := r.MountOverlay(merged, []string{filepath.Join(tmp, "lower")}, filepath.Join(tmp, "rw/upper"), filepath.Join(tmp, "rw/work"), nil, 0); err != nil {
+		return err
+	}
+	return unix.Unmount(merged, unix.MNT_DETACH)
 }
 
 // MountOverlay mounts an overlay of lowers under upper (with its work directory, which must share

@@ -31,6 +31,9 @@ type Remap struct {
 	Spec       string
 	User       string
 	UIDs, GIDs []specs.LinuxIDMapping
+	// IDMapped says containers see their files through idmapped mounts; when false (set by Check) they
+	// use chowned copies instead.
+	IDMapped bool
 
 	holder *nsHolder
 }
