@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"io"
 	"strconv"
 
 	"github.com/berth-dev/berth/internal/archive"
