@@ -9,6 +9,7 @@ import (
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/build"
 	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/ctxsync"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/snapshot"
@@ -163,9 +164,14 @@ func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptio
 		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote, ExtraHosts: o.ExtraHosts,
 		Resources: build.Resources{ShmSize: o.ShmSize, Ulimits: buildUlimits(o.Ulimits), Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
 			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
-		PullParent: o.PullParent, Auths: o.Auths,
+		PullParent: o.PullParent, Auths: o.Auths, SyncSession: o.SyncSession,
 	}, out)
 	return res.ID, err
+}
+
+// SyncContext serves Berth's build context sync (api.ContextSyncBackend).
+func (b buildBackend) SyncContext(ctx context.Context, id string, m ctxsync.Manifest) (ctxsync.Answer, error) {
+	return b.s.SyncContext(ctx, id, m)
 }
 
 // RemoveUnused deletes a build step's image when nothing needs it (build.ImageRemover).
