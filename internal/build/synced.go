@@ -61,6 +61,9 @@ type syncedCtx struct {
 	lock sync.Mutex // held while a sync reads the current generation or a build changes it
 	cur  *generation
 	used time.Time
+	// active counts the sessions and builds using this context's trees; only an inactive context is
+	// evicted or pruned. Guarded by syncStore.mu.
+	active int
 }
 
 type generation struct {
@@ -119,6 +122,7 @@ func (s *Service) SyncContext(ctx context.Context, id string, m ctxsync.Manifest
 		st.ctxs[id] = c
 	}
 	c.used = time.Now()
+	c.active++ // until the build ends or the session expires
 	st.mu.Unlock()
 
 	c.lock.Lock()
@@ -154,6 +158,7 @@ func (st *syncStore) expire(now time.Time) {
 		if now.After(sess.expires) {
 			delete(st.sessions, k)
 			st.releaseLocked(sess.ctx, sess.base)
+			sess.ctx.active--
 		}
 	}
 }
@@ -163,13 +168,9 @@ func (st *syncStore) evict() {
 	if len(st.ctxs) <= maxSyncedContexts {
 		return
 	}
-	busy := map[*syncedCtx]bool{}
-	for _, sess := range st.sessions {
-		busy[sess.ctx] = true
-	}
 	var idle []*syncedCtx
 	for _, c := range st.ctxs {
-		if !busy[c] && (c.cur == nil || c.cur.refs == 0) {
+		if c.active == 0 {
 			idle = append(idle, c)
 		}
 	}
@@ -202,12 +203,8 @@ func (st *syncStore) prune(until time.Time) (ids []string, reclaimed int64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.expire(time.Now())
-	busy := map[*syncedCtx]bool{}
-	for _, sess := range st.sessions {
-		busy[sess.ctx] = true
-	}
 	for _, c := range st.ctxs {
-		if busy[c] || (c.cur != nil && c.cur.refs > 0) || (!until.IsZero() && !c.used.Before(until)) {
+		if c.active > 0 || (!until.IsZero() && !c.used.Before(until)) {
 			continue
 		}
 		reclaimed += st.dropLocked(c)
@@ -249,9 +246,18 @@ func (s *Service) openSynced(ctx context.Context, token string, src io.Reader) (
 	c := sess.ctx
 	g, err := st.apply(ctx, sess, src)
 	if err != nil {
+		st.mu.Lock()
+		c.active--
+		st.mu.Unlock()
 		return nil, err
 	}
-	bc := &buildContext{release: func() { st.release(c, g) }, dockerfile: sess.dockerfile, known: g.known}
+	release := func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.releaseLocked(c, g)
+		c.active--
+	}
+	bc := &buildContext{release: release, dockerfile: sess.dockerfile, known: g.known}
 	// The top directory's mtime is the time the context arrived, as an unpacked tar's is.
 	now := time.Now()
 	os.Chtimes(g.dir, now, now)
