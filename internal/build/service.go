@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -100,6 +101,9 @@ type Config struct {
 type Service struct {
 	cfg    Config
 	synced *syncStore
+
+	touchMu sync.Mutex
+	touched map[string]time.Time // cache keys by when this daemon last recorded their use
 }
 
 // New returns the service, removing what an interrupted build left in Root.
