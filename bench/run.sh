@@ -128,7 +128,8 @@ head -c $((50 << 20)) /dev/urandom >"$ctx/bench-ctx.bin"
     h=${host[$e]}
     DOCKER_HOST=$h $docker_cli image inspect busybox:latest >/dev/null 2>&1 ||
       DOCKER_HOST=$h $docker_cli import "$work/busybox-rootfs.tar" busybox:latest >/dev/null
-    DOCKER_HOST=$h DOCKER_BUILDKIT=0 $docker_cli build -q -t bench-rebuild:1 "$ctx" >/dev/null
+    # The legacy builder's deprecation notice goes to stderr; keep it (and any error) out of the table.
+    DOCKER_HOST=$h DOCKER_BUILDKIT=0 $docker_cli build -q -t bench-rebuild:1 "$ctx" >/dev/null 2>>"$out/build.log"
     hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$work/rebuild-$e.json" \
       "env DOCKER_HOST=$h DOCKER_BUILDKIT=0 $docker_cli build -q -t bench-rebuild:1 $ctx" >/dev/null 2>&1
     rebuild_ms[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/rebuild-$e.json")
