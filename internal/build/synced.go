@@ -92,8 +92,20 @@ type syncSession struct {
 	expires    time.Time
 }
 
+// newSyncStore starts empty: what a previous berthd kept is not trusted (it was not watching). The old
+// trees are moved aside and removed in the background, so a large one does not hold up startup.
 func newSyncStore(root string) *syncStore {
-	os.RemoveAll(root) // what a previous berthd kept is not trusted: it was not watching
+	old := root + ".old-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.Rename(root, old); err != nil {
+		os.RemoveAll(root)
+	}
+	if leftovers, _ := filepath.Glob(root + ".old-*"); len(leftovers) > 0 {
+		go func() {
+			for _, p := range leftovers {
+				os.RemoveAll(p)
+			}
+		}()
+	}
 	return &syncStore{root: root, ctxs: map[string]*syncedCtx{}, sessions: map[string]*syncSession{}}
 }
 
