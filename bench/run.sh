@@ -105,7 +105,44 @@ engine_rss_kib() { # sum of RSS of the engine's processes, by command name
 }
 declare -A host=([docker]=unix:///run/docker-ref.sock [berth]=unix://$sock)
 # BENCH_SECTIONS picks among the extras below (default: all of them).
-want() { [[ " ${BENCH_SECTIONS:-stats network volumes registry} " == *" $1 "* ]]; }
+want() { [[ " ${BENCH_SECTIONS:-build stats network volumes registry} " == *" $1 "* ]]; }
+# Build extras (issue 7): the harness's fully cached rebuild (10 RUN steps and a 50 MB COPY) again, on
+# one context, through the docker CLI against both engines (legacy builder: the CLI tars and uploads
+# the whole context every time) and through the berth CLI, whose context sync sends only the stat data
+# of an unchanged context.
+if want build; then
+ctx=$work/build-ctx
+mkdir -p "$ctx"
+head -c $((50 << 20)) /dev/urandom >"$ctx/bench-ctx.bin"
+{
+  echo 'FROM busybox'
+  for i in $(seq 1 10); do echo "RUN echo step $i > /bench-step-$i.txt"; done
+  echo 'COPY bench-ctx.bin /bench-ctx.bin'
+} >"$ctx/Dockerfile"
+{
+  echo
+  echo "| fully cached rebuild, 10 RUN + 50 MB COPY: median (ms) | docker | berth |"
+  echo "|---|---|---|"
+  declare -A rebuild_ms
+  for e in docker berth; do
+    h=${host[$e]}
+    DOCKER_HOST=$h $docker_cli image inspect busybox:latest >/dev/null 2>&1 ||
+      DOCKER_HOST=$h $docker_cli import "$work/busybox-rootfs.tar" busybox:latest >/dev/null
+    # The legacy builder's deprecation notice goes to stderr; keep it (and any error) out of the table.
+    DOCKER_HOST=$h DOCKER_BUILDKIT=0 $docker_cli build -q -t bench-rebuild:1 "$ctx" >/dev/null 2>>"$out/build.log"
+    hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$work/rebuild-$e.json" \
+      "env DOCKER_HOST=$h DOCKER_BUILDKIT=0 $docker_cli build -q -t bench-rebuild:1 $ctx" >/dev/null 2>&1
+    rebuild_ms[$e]=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/rebuild-$e.json")
+  done
+  hyperfine -N -w 3 -r "${BENCH_RUNS:-30}" --export-json "$work/rebuild-berthcli.json" \
+    "$repo/bin/berth -H ${host[berth]} build -q -t bench-rebuild:1 $ctx" >/dev/null 2>&1
+  sync_ms=$(jq '.results[0].median*1000 | .*10 | round / 10' "$work/rebuild-berthcli.json")
+  echo "| docker CLI, DOCKER_BUILDKIT=0 (context tar uploaded) | ${rebuild_ms[docker]} | ${rebuild_ms[berth]} |"
+  echo "| berth CLI (context sync: stat data only) | | ${sync_ms} |"
+  for e in docker berth; do DOCKER_HOST=${host[$e]} $docker_cli rmi -f bench-rebuild:1 >/dev/null 2>&1; done
+} | tee "$out/build.md"
+rm -rf "$ctx"
+fi
 if want stats; then
 {
   echo "| metric | docker | berth |"

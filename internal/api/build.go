@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berth-dev/berth/internal/ctxsync"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
@@ -33,6 +34,9 @@ type BuildOptions struct {
 	Quiet       bool
 	// Remote is a git repository URL to build from instead of the body.
 	Remote string
+	// SyncSession is the X-Berth-Context header: the body is then the tar of the paths that context
+	// sync asked for (see package ctxsync).
+	SyncSession string
 	// PullParent is --pull; Auths is X-Registry-Config, the client's credentials by registry.
 	PullParent bool
 	Auths      map[string]registry.AuthConfig
@@ -54,6 +58,16 @@ type BuildBackend interface {
 	PruneCache(ctx context.Context, o BuildPruneOptions) (BuildPruneReport, error)
 }
 
+// ContextSyncBackend serves Berth's build context sync (POST /berth/build/context/{id}/sync); a
+// BuildBackend without it answers 404 there, as Docker does, and berth falls back to the tar upload.
+type ContextSyncBackend interface {
+	// SyncContext compares the manifest with the tree kept for the context id and says what to send.
+	SyncContext(ctx context.Context, id string, m ctxsync.Manifest) (ctxsync.Answer, error)
+}
+
+// maxManifest bounds a context manifest read into memory (about a million paths).
+const maxManifest = 256 << 20
+
 // BuildPruneOptions are POST /build/prune's parameters.
 type BuildPruneOptions struct {
 	All         bool
@@ -72,7 +86,27 @@ func (s *Server) buildRoutes() []route {
 	return []route{
 		fixed(http.MethodPost, "/build", s.build),
 		fixed(http.MethodPost, "/build/prune", s.buildPrune),
+		named(http.MethodPost, "/berth/build/context/", "/sync", s.syncContext),
 	}
+}
+
+// syncContext serves POST /berth/build/context/{id}/sync: a ctxsync.Manifest in, a ctxsync.Answer out.
+func (s *Server) syncContext(w http.ResponseWriter, r *http.Request, id string) error {
+	sb, ok := s.builder.(ContextSyncBackend)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errorBody{Message: "page not found"})
+		return nil
+	}
+	var m ctxsync.Manifest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxManifest))
+	if err := dec.Decode(&m); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid context manifest: %w", err))
+	}
+	ans, err := sb.SyncContext(r.Context(), id, m)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ans)
 }
 
 // buildPrune serves POST /build/prune?all&keep-storage&filters.
@@ -130,6 +164,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ string) error {
 		}
 	}
 	opts.CpusetCpus = q.Get("cpusetcpus")
+	opts.SyncSession = r.Header.Get(ctxsync.Header)
 	opts.PullParent = queryBool(r, "pull")
 	if h := r.Header.Get("X-Registry-Config"); h != "" {
 		b, err := base64.URLEncoding.DecodeString(h)

@@ -16,6 +16,9 @@ import (
 // bucketCache maps a step's cache key to the image the step made; bucketCacheUsed maps it to when a
 // build last made or used it (8 bytes, big-endian Unix nanoseconds), which prune's until and
 // keep-storage go by. An entry without a time (from before it was recorded) counts as the oldest.
+// touchEvery is how stale a cache entry's recorded use may get (see touchAll).
+const touchEvery = time.Minute
+
 var (
 	bucketCache     = []byte("build-cache")
 	bucketCacheUsed = []byte("build-cache-used")
@@ -50,11 +53,27 @@ func (s *Service) cacheGet(ctx context.Context, key string) (string, bool) {
 	return id, true
 }
 
-// touchAll records that the cache entries keys were just used.
+// touchAll records that the cache entries keys were just used. Keys this daemon recorded less than
+// touchEvery ago are left as they are, so back-to-back rebuilds cost no write transaction (and fsync);
+// prune's until and keep-storage see use times at most that much older than the truth.
 func (s *Service) touchAll(keys []string) {
-	if len(keys) == 0 {
+	now := time.Now()
+	s.touchMu.Lock()
+	if s.touched == nil || len(s.touched) > 4096 {
+		s.touched = map[string]time.Time{}
+	}
+	stale := keys[:0:0]
+	for _, k := range keys {
+		if now.Sub(s.touched[k]) >= touchEvery {
+			stale = append(stale, k)
+			s.touched[k] = now
+		}
+	}
+	s.touchMu.Unlock()
+	if len(stale) == 0 {
 		return
 	}
+	keys = stale
 	_ = s.cfg.DB.Update(func(tx *bolt.Tx) error {
 		for _, k := range keys {
 			if err := touch(tx, k); err != nil {

@@ -30,6 +30,11 @@ type buildContext struct {
 	rootDir    string   // the context's top, dir or a directory in it
 	root       *os.Root // dir, opened so no name or symlink can lead outside it
 	dockerfile []byte
+	// known, for a synced context, is the content digest of the regular file at p (relative to root)
+	// when fi is the inode it was taken from; nil for an unpacked tar.
+	known func(p string, fi fs.FileInfo) (string, bool)
+	// release, for a synced context, lets go of its tree instead of removing dir.
+	release func()
 }
 
 func (c *buildContext) Close() {
@@ -38,6 +43,9 @@ func (c *buildContext) Close() {
 	}
 	if c.dir != "" {
 		os.RemoveAll(c.dir)
+	}
+	if c.release != nil {
+		c.release()
 	}
 }
 

@@ -96,11 +96,15 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 		mode = &m
 	}
 
+	var known func(string, fs.FileInfo) (string, bool)
+	if spec.from == "" {
+		known = b.bctx.known
+	}
 	newWriter := func(w io.Writer) *layerWriter {
 		return &layerWriter{
 			tw: tar.NewWriter(w), sum: sha256.New(), epoch: st.epoch, parent: parent,
 			uid: uid, gid: gid, chown: spec.chown != "", mode: mode, seen: map[string]bool{}, exclude: exclude,
-			tmpDir: b.svc.cfg.Root,
+			tmpDir: b.svc.cfg.Root, known: known,
 		}
 	}
 	// Local sources are digested first without writing the layer anywhere: a cache hit, the common
@@ -112,7 +116,9 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 	}
 	var tmp *os.File
 	lw := newWriter(io.Discard)
+	lw.hashOnly = true
 	if !twoPass {
+		lw.hashOnly = false
 		if tmp, err = os.CreateTemp(b.svc.cfg.Root, "layer-*"); err != nil {
 			return errdefs.System(err)
 		}
@@ -122,7 +128,7 @@ func (b *builder) copyStep(ctx context.Context, st *stage, spec copySpec, stageI
 	if err := lw.copyAll(ctx, st, spec, src); err != nil {
 		return err
 	}
-	if err := lw.tw.Close(); err != nil {
+	if err := lw.closeTar(); err != nil {
 		return errdefs.System(err)
 	}
 	digest := hex.EncodeToString(lw.sum.Sum(nil))
@@ -227,8 +233,12 @@ type layerWriter struct {
 	// exclude matches source paths (relative to the source root) to leave out.
 	exclude *patternmatcher.PatternMatcher
 	dest    string
-	files   int
-	dirs    int
+	// hashOnly digests without writing a tar (the first pass of a local COPY); known then gives the
+	// content digest of a source file the synced context already has, so it is not read at all.
+	hashOnly bool
+	known    func(p string, fi fs.FileInfo) (string, bool)
+	files    int
+	dirs     int
 }
 
 func (lw *layerWriter) copyAll(ctx context.Context, st *stage, spec copySpec, src *os.Root) error {
@@ -475,6 +485,11 @@ func (lw *layerWriter) file(src *os.Root, s, dest string, fi fs.FileInfo) error 
 	switch {
 	case fi.Mode().IsRegular():
 		hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+		if lw.hashOnly && lw.known != nil {
+			if d, ok := lw.known(s, fi); ok {
+				return lw.writeDigest(hdr, d)
+			}
+		}
 		f, err := src.Open(s)
 		if err != nil {
 			return errdefs.InvalidParameter(err)
@@ -528,20 +543,49 @@ func (lw *layerWriter) write(hdr *tar.Header, body io.Reader) error {
 	}
 	lw.seen[name] = true
 	fmt.Fprintf(lw.sum, "%s\x00%c\x00%o\x00%d:%d\x00%s\x00%d\x00", hdr.Name, hdr.Typeflag, hdr.Mode, hdr.Uid, hdr.Gid, hdr.Linkname, hdr.Size)
-	if err := lw.tw.WriteHeader(hdr); err != nil {
-		return errdefs.System(err)
+	if !lw.hashOnly {
+		if err := lw.tw.WriteHeader(hdr); err != nil {
+			return errdefs.System(err)
+		}
 	}
 	if body == nil {
 		return nil
 	}
-	n, err := io.Copy(io.MultiWriter(lw.tw, lw.sum), body)
+	// A file's bytes count through their own digest, so a synced context's stored digest of a file
+	// stands in for reading it (writeDigest) and gives the same step digest.
+	fsum := sha256.New()
+	w := io.Writer(fsum)
+	if !lw.hashOnly {
+		w = io.MultiWriter(lw.tw, fsum)
+	}
+	n, err := io.Copy(w, body)
 	if err == nil && n != hdr.Size {
 		err = fmt.Errorf("%s changed while it was copied", hdr.Name)
 	}
 	if err != nil {
 		return errdefs.System(err)
 	}
+	fmt.Fprintf(lw.sum, "%x\x00", fsum.Sum(nil))
 	return nil
+}
+
+// writeDigest counts a regular file whose content digest is known without reading it (hashOnly).
+func (lw *layerWriter) writeDigest(hdr *tar.Header, digest string) error {
+	hdr.Format = tar.FormatPAX
+	if strings.HasPrefix(path.Base(hdr.Name), ".wh.") {
+		return errdefs.InvalidParameter(fmt.Errorf("%s: names starting with .wh. are reserved for layer whiteouts", hdr.Name))
+	}
+	lw.seen[hdr.Name] = true
+	fmt.Fprintf(lw.sum, "%s\x00%c\x00%o\x00%d:%d\x00%s\x00%d\x00%s\x00", hdr.Name, hdr.Typeflag, hdr.Mode, hdr.Uid, hdr.Gid, hdr.Linkname, hdr.Size, digest)
+	return nil
+}
+
+// closeTar ends the layer tar (nothing to end when only hashing).
+func (lw *layerWriter) closeTar() error {
+	if lw.hashOnly {
+		return nil
+	}
+	return lw.tw.Close()
 }
 
 // untar unpacks s into dest when it is a (maybe compressed) tar, as ADD does with local archives. It

@@ -9,8 +9,9 @@
 // stage's or image's files.
 //
 // The context is a tar (maybe compressed) unpacked under the builder's directory as it streams in, a
-// Dockerfile alone, or a git repository cloned with the git binary. .dockerignore is applied on this
-// side too, so no client can make COPY see an excluded file.
+// Dockerfile alone, a git repository cloned with the git binary, or a synced context (synced.go):
+// the tree `berth build` last sent for that directory, brought up to date with only what changed.
+// .dockerignore is applied on this side too, so no client can make COPY see an excluded file.
 //
 // Cache: a step's key is its parent image, the instruction after expansion and the runtime settings it
 // sees, and for COPY/ADD the digest of the content (names, modes, owners, bytes; not mtimes) of what it

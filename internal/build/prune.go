@@ -113,6 +113,12 @@ func (s *Service) Prune(ctx context.Context, o PruneOptions) (PruneReport, error
 	}
 	sort.Strings(drop)
 	rep.CachesDeleted = append(rep.CachesDeleted, drop...)
+	if o.KeepStorage == 0 {
+		// The trees berth build synced go too (the next build sends its context whole once).
+		ids, n := s.synced.prune(until)
+		rep.CachesDeleted = append(rep.CachesDeleted, ids...)
+		rep.SpaceReclaimed += uint64(n)
+	}
 	if rm == nil {
 		return rep, nil
 	}

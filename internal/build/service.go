@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -98,7 +99,11 @@ type Config struct {
 
 // Service builds images.
 type Service struct {
-	cfg Config
+	cfg    Config
+	synced *syncStore
+
+	touchMu sync.Mutex
+	touched map[string]time.Time // cache keys by when this daemon last recorded their use
 }
 
 // New returns the service, removing what an interrupted build left in Root.
@@ -120,7 +125,7 @@ func New(cfg Config) (*Service, error) {
 	}); err != nil {
 		return nil, errdefs.System(err)
 	}
-	return &Service{cfg: cfg}, nil
+	return &Service{cfg: cfg, synced: newSyncStore(filepath.Join(cfg.Root, "synced"))}, nil
 }
 
 // Options are a build's settings, as POST /build's query gives them.
@@ -140,6 +145,9 @@ type Options struct {
 	SuppressOutput bool
 	// Remote is a git repository to use as the context instead of the request body.
 	Remote string
+	// SyncSession names a context sync (SyncContext): the body is then the tar of the paths it asked
+	// for, and the build runs on the synced tree.
+	SyncSession string
 	// Resources limit every RUN step's container.
 	Resources Resources
 	// PullParent (--pull) fetches base images even when stored; Auths are the client's credentials
@@ -171,6 +179,8 @@ func (s *Service) Build(ctx context.Context, src io.Reader, opts Options, out io
 	var bctx *buildContext
 	var err error
 	switch {
+	case opts.SyncSession != "":
+		bctx, err = s.openSynced(ctx, opts.SyncSession, src)
 	case opts.Remote == "":
 		bctx, err = openContext(ctx, s.cfg.Root, src, opts.Dockerfile)
 	case IsGitURL(opts.Remote):

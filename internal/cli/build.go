@@ -2,18 +2,19 @@ package cli
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/archive"
+	"github.com/berth-dev/berth/internal/ctxsync"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -85,6 +86,8 @@ func newBuildCommand(e *env) *cobra.Command {
 				opts.Labels[k] = v
 			}
 			var body io.Reader
+			var id string
+			synced := false
 			if isGitURL(args[0]) {
 				// The daemon clones the repository; the body stays empty.
 				opts.RemoteContext = args[0]
@@ -103,25 +106,34 @@ func newBuildCommand(e *env) *cobra.Command {
 					}
 					stdinDockerfile = b
 				}
-				rc, df, err := contextTar(args[0], file, stdinDockerfile)
-				if err != nil {
-					return fmt.Errorf("unable to prepare context: %w", err)
+				if v, _ := e.lookup("BERTH_BUILD_SYNC"); v != "0" {
+					var err error
+					if id, synced, err = e.syncBuild(ctx, args[0], file, stdinDockerfile, opts, quiet); err != nil {
+						return err
+					}
 				}
-				defer rc.Close()
-				opts.Dockerfile, body = df, rc
+				if !synced {
+					rc, df, err := contextTar(args[0], file, stdinDockerfile)
+					if err != nil {
+						return fmt.Errorf("unable to prepare context: %w", err)
+					}
+					defer rc.Close()
+					opts.Dockerfile, body = df, rc
+				}
 			}
-			var id string
-			err := e.do(ctx, func(c *client.Client) error {
-				resp, err := c.ImageBuild(ctx, body, opts)
+			if !synced {
+				err := e.do(ctx, func(c *client.Client) error {
+					resp, err := c.ImageBuild(ctx, body, opts)
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					id, err = showBuild(resp.Body, e.Out, quiet)
+					return err
+				})
 				if err != nil {
 					return err
 				}
-				defer resp.Body.Close()
-				id, err = showBuild(resp.Body, e.Out, quiet)
-				return err
-			})
-			if err != nil {
-				return err
 			}
 			if quiet {
 				fmt.Fprintln(e.Out, id)
@@ -255,51 +267,21 @@ func showBuild(r io.Reader, w io.Writer, quiet bool) (string, error) {
 // Dockerfile's name inside the tar: a -f outside the context, or one read from stdin (-f -), is added
 // under a name of its own.
 func contextTar(dir, dockerfile string, stdinDockerfile []byte) (io.ReadCloser, string, error) {
-	fi, err := os.Stat(dir)
+	pm, _, err := contextIgnore(dir)
 	if err != nil {
 		return nil, "", err
 	}
-	if !fi.IsDir() {
-		return nil, "", fmt.Errorf("%s is not a directory", dir)
-	}
-	var patterns []string
-	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
-		patterns, err = ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return nil, "", fmt.Errorf("reading .dockerignore: %w", err)
-		}
-	}
-	pm, err := patternmatcher.New(patterns)
+	dfName, extra, err := dockerfileName(dir, dockerfile)
 	if err != nil {
 		return nil, "", err
-	}
-	dfName, extra := "Dockerfile", ""
-	if dockerfile == "-" {
-		dfName, extra = ".berth-dockerfile", "-"
-	} else if dockerfile != "" {
-		abs, _ := filepath.Abs(dockerfile)
-		absDir, _ := filepath.Abs(dir)
-		if rel, err := filepath.Rel(absDir, abs); err == nil && !strings.HasPrefix(rel, "..") {
-			dfName = filepath.ToSlash(rel)
-		} else {
-			dfName, extra = ".berth-dockerfile", abs
-		}
-	} else if _, err := os.Stat(filepath.Join(dir, "Dockerfile")); err != nil {
-		if _, err2 := os.Stat(filepath.Join(dir, "dockerfile")); err2 == nil {
-			dfName = "dockerfile"
-		}
-	}
-	if extra == "" {
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(dfName))); err != nil {
-			return nil, "", fmt.Errorf("unable to evaluate symlinks in Dockerfile path: %w", err)
-		}
 	}
 	keep := map[string]bool{dfName: true, ".dockerignore": true}
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := writeContext(tw, dir, pm, keep)
+		err := ctxsync.Walk(dir, pm, keep, func(p string, _ fs.FileInfo) error {
+			return archive.WriteEntry(tw, filepath.Join(dir, filepath.FromSlash(p)), p, false)
+		})
 		if err == nil && extra == "-" {
 			err = addBytes(tw, dfName, stdinDockerfile)
 		} else if err == nil && extra != "" {
@@ -313,45 +295,55 @@ func contextTar(dir, dockerfile string, stdinDockerfile []byte) (io.ReadCloser, 
 	return pr, dfName, nil
 }
 
-func writeContext(tw *tar.Writer, dir string, pm *patternmatcher.PatternMatcher, keep map[string]bool) error {
-	var walk func(rel string, parent patternmatcher.MatchInfo) error
-	walk = func(rel string, parent patternmatcher.MatchInfo) error {
-		ents, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return err
-		}
-		names := make([]string, 0, len(ents))
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			p := path.Join(rel, n)
-			excluded, info, err := pm.MatchesUsingParentResults(p, parent)
-			if err != nil {
-				return err
-			}
-			fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p)))
-			if err != nil {
-				return err
-			}
-			if excluded && !keep[p] && !(fi.IsDir() && pm.Exclusions()) {
-				continue
-			}
-			if !excluded || keep[p] {
-				if err := archive.WriteEntry(tw, filepath.Join(dir, filepath.FromSlash(p)), p, false); err != nil {
-					return err
-				}
-			}
-			if fi.IsDir() {
-				if err := walk(p, info); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+// contextIgnore reads the context directory's .dockerignore: its patterns and its bytes (nil when
+// there is none).
+func contextIgnore(dir string) (*patternmatcher.PatternMatcher, []byte, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, err
 	}
-	return walk("", patternmatcher.MatchInfo{})
+	if !fi.IsDir() {
+		return nil, nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	var patterns []string
+	raw, err := os.ReadFile(filepath.Join(dir, ".dockerignore"))
+	if err == nil {
+		patterns, err = ignorefile.ReadAll(bytes.NewReader(raw))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading .dockerignore: %w", err)
+		}
+	} else {
+		raw = nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	return pm, raw, err
+}
+
+// dockerfileName is the Dockerfile's name in the context and, when it is not in the context, where it
+// comes from: "-" for stdin, or its absolute path.
+func dockerfileName(dir, dockerfile string) (name, extra string, err error) {
+	name = "Dockerfile"
+	if dockerfile == "-" {
+		name, extra = ".berth-dockerfile", "-"
+	} else if dockerfile != "" {
+		abs, _ := filepath.Abs(dockerfile)
+		absDir, _ := filepath.Abs(dir)
+		if rel, err := filepath.Rel(absDir, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			name = filepath.ToSlash(rel)
+		} else {
+			name, extra = ".berth-dockerfile", abs
+		}
+	} else if _, err := os.Stat(filepath.Join(dir, "Dockerfile")); err != nil {
+		if _, err2 := os.Stat(filepath.Join(dir, "dockerfile")); err2 == nil {
+			name = "dockerfile"
+		}
+	}
+	if extra == "" {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+			return "", "", fmt.Errorf("unable to evaluate symlinks in Dockerfile path: %w", err)
+		}
+	}
+	return name, extra, nil
 }
 
 // isGitURL tells a git repository address from a context directory, as the daemon's builder does.

@@ -9,6 +9,7 @@ import (
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/build"
 	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/ctxsync"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/snapshot"
@@ -41,18 +42,37 @@ func (b buildImages) WriteChild(ctx context.Context, c build.Child) (string, err
 
 func (b buildImages) Tag(ctx context.Context, id, ref string) error { return b.s.Tag(ctx, id, ref) }
 
-// Mount prepares a throwaway snapshot on the image's top layer and mounts it. Its key starts with the
-// prefix the image service collects at startup, so a crash mid-build leaves nothing behind for good.
+// Mount shows the image's top layer snapshot read-only. A committed snapshot's own mounts are
+// read-only already, so no snapshot is made for the view: that took three metadata transactions (and
+// their fsyncs) for every COPY, cached or not. An image without layers gets a throwaway empty snapshot
+// whose key starts with the prefix the image service collects at startup, so a crash mid-build leaves
+// nothing behind for good.
 func (b buildImages) Mount(ctx context.Context, id string) (string, func(), error) {
 	img, err := b.s.Get(ctx, id)
 	if err != nil {
 		return "", nil, err
 	}
-	key := "extract-build-" + stringid.GenerateRandomID()[:16]
 	dir, err := os.MkdirTemp(b.tmp, "view-")
 	if err != nil {
 		return "", nil, errdefs.System(err)
 	}
+	if img.ChainID != "" {
+		mounts, err := b.sn.Mounts(ctx, img.ChainID)
+		if err != nil {
+			os.Remove(dir)
+			return "", nil, err
+		}
+		release := func() {
+			snapshot.Unmount(dir)
+			os.Remove(dir)
+		}
+		if err := snapshot.MountAll(mounts, dir); err != nil {
+			release()
+			return "", nil, errdefs.System(err)
+		}
+		return dir, release, nil
+	}
+	key := "extract-build-" + stringid.GenerateRandomID()[:16]
 	mounts, err := b.sn.Prepare(ctx, key, img.ChainID)
 	if err != nil {
 		os.Remove(dir)
@@ -163,9 +183,14 @@ func (b buildBackend) Build(ctx context.Context, src io.Reader, o api.BuildOptio
 		Labels: o.Labels, CacheFrom: o.CacheFrom, NetworkMode: o.NetworkMode, SuppressOutput: o.Quiet, Remote: o.Remote, ExtraHosts: o.ExtraHosts,
 		Resources: build.Resources{ShmSize: o.ShmSize, Ulimits: buildUlimits(o.Ulimits), Memory: o.Memory, MemorySwap: o.MemorySwap, CPUShares: o.CPUShares, CPUPeriod: o.CPUPeriod,
 			CPUQuota: o.CPUQuota, CpusetCpus: o.CpusetCpus},
-		PullParent: o.PullParent, Auths: o.Auths,
+		PullParent: o.PullParent, Auths: o.Auths, SyncSession: o.SyncSession,
 	}, out)
 	return res.ID, err
+}
+
+// SyncContext serves Berth's build context sync (api.ContextSyncBackend).
+func (b buildBackend) SyncContext(ctx context.Context, id string, m ctxsync.Manifest) (ctxsync.Answer, error) {
+	return b.s.SyncContext(ctx, id, m)
 }
 
 // RemoveUnused deletes a build step's image when nothing needs it (build.ImageRemover).

@@ -13,6 +13,17 @@ func (s *Service) Tag(ctx context.Context, source, target string) error {
 	if err != nil {
 		return err
 	}
+	// A tag that already points there (a rebuild) costs no write transaction and its fsync.
+	same := false
+	_ = s.cfg.DB.View(func(tx *bolt.Tx) error {
+		id, _, err := resolve(tx, source)
+		same = err == nil && string(tx.Bucket(bucketTags).Get([]byte(n.String()))) == id.String()
+		return nil
+	})
+	if same {
+		s.refEvent(ctx, "tag", target)
+		return nil
+	}
 	err = s.cfg.DB.Update(func(tx *bolt.Tx) error {
 		id, _, err := resolve(tx, source)
 		if err != nil {
