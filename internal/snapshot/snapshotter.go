@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -249,7 +250,7 @@ func (s *snapshotter) makeDirs(ctx context.Context, id uint64, parent string, pa
 	if s.overlay || parent == "" {
 		return nil
 	}
-	if err := copyTree(ctx, s.fs(parentID), s.fs(id)); err != nil {
+	if err := fsutil.CopyTree(ctx, s.fs(parentID), s.fs(id), nil); err != nil {
 		return errdefs.System(fmt.Errorf("copy parent snapshot %s: %w", parent, err))
 	}
 	return nil

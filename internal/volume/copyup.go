@@ -3,11 +3,11 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,7 +87,7 @@ func copyEntry(src, dst string, fi fs.FileInfo, isRoot bool) error {
 			}
 		}
 	case mode.IsRegular():
-		if err := copyFile(src, dst); err != nil {
+		if err := fsutil.CopyFile(src, dst); err != nil {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
@@ -101,7 +101,7 @@ func copyEntry(src, dst string, fi fs.FileInfo, isRoot bool) error {
 		if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
 			return err
 		}
-		copyXattrs(src, dst)
+		_ = fsutil.CopyXattrs(src, dst) // best effort, as below
 		return setTimes(dst, fi)
 	case mode&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0:
 		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
@@ -117,63 +117,13 @@ func copyEntry(src, dst string, fi fs.FileInfo, isRoot bool) error {
 	if err := unix.Chmod(dst, st.Mode&07777); err != nil {
 		return err
 	}
-	copyXattrs(src, dst)
+	// What extended attributes it can (file capabilities, user attributes): a filesystem that refuses one
+	// is not a reason to fail the container's start.
+	_ = fsutil.CopyXattrs(src, dst)
 	if !mode.IsDir() {
 		return setTimes(dst, fi)
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	// io.Copy between two *os.File uses copy_file_range: reflinks or in-kernel copies where possible.
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// copyXattrs copies what extended attributes it can (file capabilities, user attributes); a filesystem
-// that refuses one is not a reason to fail the container's start.
-func copyXattrs(src, dst string) {
-	size, err := unix.Llistxattr(src, nil)
-	if err != nil || size <= 0 {
-		return
-	}
-	buf := make([]byte, size)
-	size, err = unix.Llistxattr(src, buf)
-	if err != nil {
-		return
-	}
-	start := 0
-	for i := 0; i < size; i++ {
-		if buf[i] != 0 {
-			continue
-		}
-		name := string(buf[start:i])
-		start = i + 1
-		if name == "" {
-			continue
-		}
-		n, err := unix.Lgetxattr(src, name, nil)
-		if err != nil || n < 0 {
-			continue
-		}
-		val := make([]byte, n)
-		if n, err = unix.Lgetxattr(src, name, val); err != nil {
-			continue
-		}
-		_ = unix.Lsetxattr(dst, name, val[:n], 0)
-	}
 }
 
 func setTimes(p string, fi fs.FileInfo) error {

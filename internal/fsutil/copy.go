@@ -1,4 +1,6 @@
-package snapshot
+// Package fsutil copies layer trees and files the way a container engine must: owners, modes, extended
+// attributes, links and device nodes kept, nothing followed.
+package fsutil
 
 import (
 	"context"
@@ -14,10 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// copyTree copies src into the existing empty directory dst, keeping what a layer holds: owners,
+// CopyTree copies src into the existing empty directory dst, keeping what a layer holds: owners,
 // modes (setuid included), xattrs, hardlinks, symlinks, device nodes, fifos and mtimes. Nothing is
-// followed: dst's directories are all created here, so no path can leave dst.
-func copyTree(ctx context.Context, src, dst string) error {
+// followed: dst's directories are all created here, so no path can leave dst. owner, when not nil,
+// maps each entry's owner to the copy's (user namespaces' chowned layers).
+func CopyTree(ctx context.Context, src, dst string, owner func(uid, gid int) (int, int)) error {
 	type dirTime struct {
 		path  string
 		mtime time.Time
@@ -56,7 +59,7 @@ func copyTree(ctx context.Context, src, dst string) error {
 				return os.Link(first, target)
 			}
 			links[key] = target
-			if err := copyFile(p, target); err != nil {
+			if err := CopyFile(p, target); err != nil {
 				return err
 			}
 		case mode&fs.ModeSymlink != 0:
@@ -74,7 +77,12 @@ func copyTree(ctx context.Context, src, dst string) error {
 		default:
 			return nil // sockets are not copied
 		}
-		if err := os.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
+		uid, gid := int(st.Uid), int(st.Gid)
+		if owner != nil {
+			uid, gid = owner(uid, gid)
+		}
+		// Owner first: chown drops file capabilities and setuid bits, which the mode and xattrs put back.
+		if err := os.Lchown(target, uid, gid); err != nil {
 			return err
 		}
 		if mode&fs.ModeSymlink == 0 {
@@ -82,7 +90,7 @@ func copyTree(ctx context.Context, src, dst string) error {
 				return err
 			}
 		}
-		if err := copyXattrs(p, target); err != nil {
+		if err := CopyXattrs(p, target); err != nil {
 			return err
 		}
 		if !mode.IsDir() {
@@ -101,8 +109,10 @@ func copyTree(ctx context.Context, src, dst string) error {
 	return nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// CopyFile copies a regular file's content to dst, which it creates (mode 0600; the caller sets the
+// rest). Neither end is followed if it is a symlink.
+func CopyFile(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -118,7 +128,8 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-func copyXattrs(src, dst string) error {
+// CopyXattrs copies src's extended attributes to dst; a filesystem without them is not an error.
+func CopyXattrs(src, dst string) error {
 	size, err := unix.Llistxattr(src, nil)
 	if err != nil || size == 0 {
 		if errors.Is(err, unix.ENOTSUP) {
