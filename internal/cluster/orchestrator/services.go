@@ -26,31 +26,47 @@ func (u *unit) live() []*swarm.Task {
 	return out
 }
 
+// unitKey names a unit: a slot, or a node for a global service.
+type unitKey struct {
+	slot   int
+	nodeID string
+}
+
+// units groups the service's tasks by slot, or by node when global.
+func (p *pass) units(s *swarm.Service, global bool) map[unitKey]*unit {
+	out := map[unitKey]*unit{}
+	for _, t := range p.serviceTasks(s.ID) {
+		k := unitKey{slot: t.Slot}
+		if global {
+			k = unitKey{nodeID: t.NodeID}
+		}
+		u := out[k]
+		if u == nil {
+			u = &unit{slot: k.slot, nodeID: k.nodeID}
+			out[k] = u
+		}
+		u.tasks = append(u.tasks, t)
+	}
+	return out
+}
+
 // replicated keeps slots 1..replicas filled and stops the tasks of slots above.
 func (p *pass) replicated(s *swarm.Service) {
 	replicas := 1
 	if s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil {
 		replicas = int(*s.Spec.Mode.Replicated.Replicas)
 	}
-	bySlot := map[int]*unit{}
-	for _, t := range p.serviceTasks(s.ID) {
-		u := bySlot[t.Slot]
-		if u == nil {
-			u = &unit{slot: t.Slot}
-			bySlot[t.Slot] = u
-		}
-		u.tasks = append(u.tasks, t)
-	}
+	bySlot := p.units(s, false)
 	var units []*unit
 	for slot := 1; slot <= replicas; slot++ {
-		u := bySlot[slot]
+		u := bySlot[unitKey{slot: slot}]
 		if u == nil {
 			u = &unit{slot: slot}
 		}
 		units = append(units, u)
 	}
-	for slot, u := range bySlot {
-		if slot > replicas || slot < 1 {
+	for k, u := range bySlot {
+		if k.slot > replicas || k.slot < 1 {
 			for _, t := range u.live() {
 				p.shutdown(t)
 			}
@@ -61,25 +77,17 @@ func (p *pass) replicated(s *swarm.Service) {
 
 // global keeps one task on every node eligible for the service, and stops tasks on the others.
 func (p *pass) global(s *swarm.Service) {
-	byNode := map[string]*unit{}
-	for _, t := range p.serviceTasks(s.ID) {
-		u := byNode[t.NodeID]
-		if u == nil {
-			u = &unit{nodeID: t.NodeID}
-			byNode[t.NodeID] = u
-		}
-		u.tasks = append(u.tasks, t)
-	}
+	byNode := p.units(s, true)
 	var units []*unit
 	for _, id := range p.nodeIDs {
 		n := p.nodes[id]
 		if ok, _ := eligible(n, s.Spec.TaskTemplate); ok {
-			u := byNode[id]
+			u := byNode[unitKey{nodeID: id}]
 			if u == nil {
 				u = &unit{nodeID: id}
 			}
 			units = append(units, u)
-			delete(byNode, id)
+			delete(byNode, unitKey{nodeID: id})
 		}
 	}
 	for _, u := range byNode {
@@ -373,21 +381,9 @@ func (p *pass) failUpdate(s *swarm.Service, cfg *swarm.UpdateConfig, rollingBack
 
 // trimHistory deletes the oldest ended tasks of each slot (or node) beyond the history limit.
 func (p *pass) trimHistory(s *swarm.Service) {
-	groups := map[string][]*swarm.Task{}
-	var keys []string
-	for _, t := range p.serviceTasks(s.ID) {
-		k := fmt.Sprint(t.Slot)
-		if s.Spec.Mode.Global != nil {
-			k = t.NodeID
-		}
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], t)
-	}
-	for _, k := range keys {
+	for _, u := range p.units(s, s.Spec.Mode.Global != nil) {
 		var done []*swarm.Task
-		for _, t := range groups[k] {
+		for _, t := range u.tasks {
 			if !live(t) && ended(t.Status.State) {
 				done = append(done, t)
 			}
