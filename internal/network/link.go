@@ -151,12 +151,7 @@ func configureInside(h *netlink.Handle, n *Network, ep *Endpoint) error {
 // detachInside removes a link from a container's namespace (disconnect of a running container); the
 // host end goes with it.
 func detachInside(nsPath, ifName string) error {
-	ns, err := plumbing.OpenNetNS(nsPath)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := plumbing.HandleAt(nsPath)
 	if err != nil {
 		return err
 	}

@@ -82,12 +82,7 @@ func (d *Driver) Peers(id string) ([]Peer, error) {
 // its host. Called with d.mu held.
 func (d *Driver) listPeers(st *netState) ([]Peer, error) {
 	nm := d.names(st.spec.ID)
-	ns, err := plumbing.OpenNetNS(nm.ns)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := plumbing.HandleAt(nm.ns)
 	if err != nil {
 		return nil, err
 	}
@@ -146,12 +141,7 @@ func (d *Driver) peer(id string, hostIP, ip netip.Addr, mac net.HardwareAddr, ad
 		return errdefs.InvalidParameter(fmt.Errorf("peer %s is not an address of network %s (%s)", ip, st.spec.Name, st.spec.Subnet))
 	}
 	nm := d.names(id)
-	ns, err := plumbing.OpenNetNS(nm.ns)
-	if err != nil {
-		return errdefs.System(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := plumbing.HandleAt(nm.ns)
 	if err != nil {
 		return errdefs.System(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -108,6 +109,17 @@ func OpenNetNS(path string) (netns.NsHandle, error) {
 		return 0, fmt.Errorf("open network namespace %s: %w", path, err)
 	}
 	return h, nil
+}
+
+// HandleAt is a netlink handle working in the network namespace pinned at path. The handle keeps its own
+// sockets there; nothing else stays open.
+func HandleAt(path string, families ...int) (*netlink.Handle, error) {
+	ns, err := OpenNetNS(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, families...)
 }
 
 // Do runs fn on a locked thread inside the network namespace pinned at path (or opened from a
