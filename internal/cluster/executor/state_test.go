@@ -15,10 +15,16 @@ type scripted struct {
 	calls                          []string
 }
 
-func (s *scripted) Prepare(context.Context) error  { s.calls = append(s.calls, "prepare"); return s.prepare }
-func (s *scripted) Start(context.Context) error    { s.calls = append(s.calls, "start"); return s.start }
-func (s *scripted) Wait(context.Context) error     { s.calls = append(s.calls, "wait"); return s.wait }
-func (s *scripted) Shutdown(context.Context) error { s.calls = append(s.calls, "shutdown"); return s.shutdown }
+func (s *scripted) Prepare(context.Context) error {
+	s.calls = append(s.calls, "prepare")
+	return s.prepare
+}
+func (s *scripted) Start(context.Context) error { s.calls = append(s.calls, "start"); return s.start }
+func (s *scripted) Wait(context.Context) error  { s.calls = append(s.calls, "wait"); return s.wait }
+func (s *scripted) Shutdown(context.Context) error {
+	s.calls = append(s.calls, "shutdown")
+	return s.shutdown
+}
 func (s *scripted) ContainerStatus(context.Context) *swarm.ContainerStatus {
 	return &swarm.ContainerStatus{ContainerID: "c1", PID: 42}
 }
