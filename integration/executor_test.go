@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -265,6 +266,23 @@ func TestExecutorRejected(t *testing.T) {
 			t.Errorf("%s: %d containers for a rejected task", tc.image, n)
 		}
 	}
+	// A set listing a task twice is refused whole: nothing of it is applied.
+	dup := taskSet(svc+"-dup", 1, swarm.ContainerSpec{Image: busybox, Command: []string{"sleep", "1000"}}, nil)
+	body, _ := json.Marshal(append(dup, dup[0]))
+	resp, err := executorClient().Post("http://executor/apply", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg bytes.Buffer
+	_, _ = msg.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg.String(), "is assigned twice") {
+		t.Errorf("duplicate task: %s %q", resp.Status, msg.String())
+	}
+	if _, ok := executorTasks(t)[dup[0].Task.ID]; ok {
+		t.Errorf("a refused set was applied")
+	}
+
 	// A task without a container spec is rejected too, and does not stop the rest of the set.
 	good := taskSet(svc+"-good", 1, swarm.ContainerSpec{Image: busybox, Command: []string{"sleep", "1000"}}, nil)
 	empty := executor.Assignment{ServiceName: svc + "-empty", Task: swarm.Task{ID: newTaskID(), Slot: 1, DesiredState: swarm.TaskStateRunning}}
@@ -411,10 +429,113 @@ func TestExecutorAdoptsAfterRestart(t *testing.T) {
 func TestExecutorConverge10(t *testing.T) {
 	cleanupTasks(t)
 	as := taskSet(uniqueName(t), 10, swarm.ContainerSpec{Image: busybox, Command: []string{"sleep", "1000"}}, nil)
-	start := time.Now()
+	start := time.Now().UTC()
 	applyTasks(t, as)
+	var last time.Time
 	for _, a := range as {
-		waitTask(t, a.Task.ID, swarm.TaskStateRunning, 30*time.Second)
+		got := waitTask(t, a.Task.ID, swarm.TaskStateRunning, 30*time.Second)
+		if got.Status.Timestamp.After(last) {
+			last = got.Status.Timestamp
+		}
 	}
-	t.Logf("10 tasks running %d ms after apply", time.Since(start).Milliseconds())
+	// The tasks' own timestamps: the polling above only adds its own delay.
+	t.Logf("10 tasks running %d ms after apply", last.Sub(start).Milliseconds())
+}
+
+// TestExecutorPullsMissingImage: a task's image that is not here is pulled through the engine.
+func TestExecutorPullsMissingImage(t *testing.T) {
+	cleanupTasks(t)
+	reg := startDockerRegistry(t, "")
+	ref := reg + "/executor-pull:v1"
+	mustDocker(t, "tag", busybox, ref)
+	mustDocker(t, "push", ref)
+	mustDocker(t, "rmi", ref)
+	t.Cleanup(func() { rmiQuiet(ref) })
+	as := taskSet(uniqueName(t), 1, swarm.ContainerSpec{Image: ref, Command: []string{"sleep", "1000"}}, nil)
+	applyTasks(t, as)
+	waitTask(t, as[0].Task.ID, swarm.TaskStateRunning, 30*time.Second)
+	if r := docker(t, "image", "inspect", ref); r.code != 0 {
+		t.Errorf("pulled image not stored: %s", r)
+	}
+}
+
+// TestExecutorNetworkAndPorts: a task joins the named local network with its aliases, mounts volumes and
+// binds, and its host-mode published port answers on this node.
+func TestExecutorNetworkAndPorts(t *testing.T) {
+	cleanupTasks(t)
+	svc := uniqueName(t)
+	netName := svc + "-net"
+	mustDocker(t, "network", "create", netName)
+	t.Cleanup(func() { _ = dockerCmd("network", "rm", netName).Run() })
+	vol := svc + "-vol"
+	t.Cleanup(func() { _ = dockerCmd("volume", "rm", "-f", vol).Run() })
+	dir := t.TempDir()
+	writeFileT(t, filepath.Join(dir, "index.html"), "hello from the task\n")
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	as := taskSet(svc, 1, swarm.ContainerSpec{Image: busybox,
+		Command: []string{"sh", "-c", "echo data > /data/f; exec httpd -f -p 80 -h /www"},
+		Mounts: []mount.Mount{
+			{Type: mount.TypeBind, Source: dir, Target: "/www", ReadOnly: true},
+			{Type: mount.TypeVolume, Source: vol, Target: "/data"},
+		},
+	}, nil)
+	as[0].Task.Spec.Networks = []swarm.NetworkAttachmentConfig{{Target: netName, Aliases: []string{"api"}}}
+	as[0].Ports = []swarm.PortConfig{
+		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 80, PublishedPort: uint32(port), PublishMode: swarm.PortConfigPublishModeHost},
+		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 81, PublishedPort: uint32(port + 1), PublishMode: swarm.PortConfigPublishModeIngress},
+	}
+	applyTasks(t, as)
+	waitTask(t, as[0].Task.ID, swarm.TaskStateRunning, 20*time.Second)
+	name := fmt.Sprintf("%s.1.%s", svc, as[0].Task.ID)
+	ci, err := sdk(t).ContainerInspect(ctxT(t, 10*time.Second), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := ci.NetworkSettings.Networks[netName]
+	if ep == nil || !containsStr(ep.Aliases, "api") {
+		t.Errorf("task container's networks: %+v", ci.NetworkSettings.Networks)
+	}
+	if len(ci.HostConfig.PortBindings) != 1 {
+		t.Errorf("port bindings %v: only host-mode ports are bound here", ci.HostConfig.PortBindings)
+	}
+	var body string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			body = b.String()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body != "hello from the task\n" {
+		t.Errorf("published port answered %q", body)
+	}
+	if got := mustDocker(t, "run", "--rm", "-v", vol+":/v", busybox, "cat", "/v/f"); got != "data" {
+		t.Errorf("volume holds %q", got)
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeFileT(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

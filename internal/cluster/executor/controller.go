@@ -107,6 +107,9 @@ func (c *taskController) waitHealthy(ctx context.Context, id string) error {
 		switch {
 		case ci.State == nil:
 		case !ci.State.Running:
+			if ci.State.ExitCode == 0 {
+				return nil // it finished before its health mattered: the running step reports it complete
+			}
 			return &ExitError{Code: ci.State.ExitCode}
 		case ci.State.Health != nil && ci.State.Health.Status == container.Healthy:
 			return nil
