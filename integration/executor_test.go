@@ -488,10 +488,17 @@ func TestExecutorNetworkAndPorts(t *testing.T) {
 	as[0].Task.Spec.Networks = []swarm.NetworkAttachmentConfig{{Target: netName, Aliases: []string{"api"}}}
 	as[0].Ports = []swarm.PortConfig{
 		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 80, PublishedPort: uint32(port), PublishMode: swarm.PortConfigPublishModeHost},
+		{Protocol: swarm.PortConfigProtocolUDP, TargetPort: 53, PublishMode: swarm.PortConfigPublishModeHost}, // engine picks the port
 		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 81, PublishedPort: uint32(port + 1), PublishMode: swarm.PortConfigPublishModeIngress},
 	}
 	applyTasks(t, as)
-	waitTask(t, as[0].Task.ID, swarm.TaskStateRunning, 20*time.Second)
+	running := waitTask(t, as[0].Task.ID, swarm.TaskStateRunning, 20*time.Second)
+	// The task's status shows what is published on this node, with the port the engine picked.
+	ps := running.Status.PortStatus.Ports
+	if len(ps) != 2 || ps[0].TargetPort != 53 || ps[0].Protocol != "udp" || ps[0].PublishedPort == 0 ||
+		ps[1].TargetPort != 80 || ps[1].PublishedPort != uint32(port) || ps[1].PublishMode != swarm.PortConfigPublishModeHost {
+		t.Errorf("task port status %+v", ps)
+	}
 	name := fmt.Sprintf("%s.1.%s", svc, as[0].Task.ID)
 	ci, err := sdk(t).ContainerInspect(ctxT(t, 10*time.Second), name)
 	if err != nil {
@@ -501,7 +508,7 @@ func TestExecutorNetworkAndPorts(t *testing.T) {
 	if ep == nil || !containsStr(ep.Aliases, "api") {
 		t.Errorf("task container's networks: %+v", ci.NetworkSettings.Networks)
 	}
-	if len(ci.HostConfig.PortBindings) != 1 {
+	if len(ci.HostConfig.PortBindings) != 2 {
 		t.Errorf("port bindings %v: only host-mode ports are bound here", ci.HostConfig.PortBindings)
 	}
 	var body string

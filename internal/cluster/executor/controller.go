@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -220,16 +222,42 @@ func (c *taskController) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (c *taskController) ContainerStatus(ctx context.Context) *swarm.ContainerStatus {
+func (c *taskController) Observe(ctx context.Context) (*swarm.ContainerStatus, *swarm.PortStatus) {
 	ci, err := c.inspect(ctx)
 	if err != nil || ci == nil {
-		return nil
+		return nil, nil
 	}
 	cs := &swarm.ContainerStatus{ContainerID: ci.ID}
 	if ci.State != nil {
 		cs.PID, cs.ExitCode = ci.State.Pid, ci.State.ExitCode
 	}
-	return cs
+	return cs, portStatus(ci)
+}
+
+// portStatus lists the ports the container publishes on this node, as Docker's task PortStatus shows
+// them (host mode, with the host port actually bound when the spec left it to the engine).
+func portStatus(ci *container.InspectResponse) *swarm.PortStatus {
+	if ci.NetworkSettings == nil || len(ci.NetworkSettings.Ports) == 0 {
+		return nil
+	}
+	var ps swarm.PortStatus
+	for port, bindings := range ci.NetworkSettings.Ports {
+		for _, b := range bindings {
+			hp, err := strconv.ParseUint(b.HostPort, 10, 16)
+			if err != nil {
+				continue
+			}
+			ps.Ports = append(ps.Ports, swarm.PortConfig{
+				Protocol: swarm.PortConfigProtocol(port.Proto()), TargetPort: uint32(port.Int()),
+				PublishedPort: uint32(hp), PublishMode: swarm.PortConfigPublishModeHost,
+			})
+		}
+	}
+	if len(ps.Ports) == 0 {
+		return nil
+	}
+	sort.Slice(ps.Ports, func(i, j int) bool { return ps.Ports[i].TargetPort < ps.Ports[j].TargetPort })
+	return &ps
 }
 
 // remove deletes the task's container, whatever its state (the task left this node).

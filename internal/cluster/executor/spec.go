@@ -144,6 +144,9 @@ func buildSpec(a Assignment, nodeID string, nets NetworkResolver) (containerSpec
 	if d := cs.DNSConfig; d != nil {
 		hc.DNS, hc.DNSSearch, hc.DNSOptions = d.Nameservers, d.Search, d.Options
 	}
+	if ld := t.Spec.LogDriver; ld != nil {
+		hc.LogConfig = container.LogConfig{Type: ld.Name, Config: ld.Options}
+	}
 	if r := t.Spec.Resources; r != nil && r.Limits != nil {
 		hc.NanoCPUs = r.Limits.NanoCPUs
 		hc.Memory = r.Limits.MemoryBytes

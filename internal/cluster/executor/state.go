@@ -47,8 +47,9 @@ type controller interface {
 	Wait(ctx context.Context) error
 	// Shutdown stops the container with its stop signal and grace period; no container is no error.
 	Shutdown(ctx context.Context) error
-	// ContainerStatus describes the container for the task's status, nil when there is none yet.
-	ContainerStatus(ctx context.Context) *swarm.ContainerStatus
+	// Observe describes the container for the task's status (nil when there is none yet) and the ports
+	// it publishes on this node (nil when none).
+	Observe(ctx context.Context) (*swarm.ContainerStatus, *swarm.PortStatus)
 }
 
 // ExitError is a container's non-zero exit, with why it happened when the executor knows (an unhealthy
@@ -94,7 +95,7 @@ func step(ctx context.Context, st swarm.TaskStatus, desired swarm.TaskState, ctl
 		}
 		var ee *ExitError
 		if errors.As(err, &ee) {
-			cs := ctl.ContainerStatus(ctx)
+			cs, _ := ctl.Observe(ctx)
 			if cs == nil {
 				cs = &swarm.ContainerStatus{}
 			}
@@ -105,8 +106,14 @@ func step(ctx context.Context, st swarm.TaskStatus, desired swarm.TaskState, ctl
 		return next, nil
 	}
 	withContainer := func() {
-		if cs := ctl.ContainerStatus(ctx); cs != nil {
+		cs, ps := ctl.Observe(ctx)
+		if cs != nil {
 			next.ContainerStatus = cs
+		}
+		if ps != nil {
+			next.PortStatus = *ps
+		} else {
+			next.PortStatus = swarm.PortStatus{}
 		}
 	}
 

@@ -25,8 +25,8 @@ func (s *scripted) Shutdown(context.Context) error {
 	s.calls = append(s.calls, "shutdown")
 	return s.shutdown
 }
-func (s *scripted) ContainerStatus(context.Context) *swarm.ContainerStatus {
-	return &swarm.ContainerStatus{ContainerID: "c1", PID: 42}
+func (s *scripted) Observe(context.Context) (*swarm.ContainerStatus, *swarm.PortStatus) {
+	return &swarm.ContainerStatus{ContainerID: "c1", PID: 42}, nil
 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
