@@ -145,7 +145,7 @@ func TestExecutorReplicas(t *testing.T) {
 	init := true
 	as := taskSet(svc, 3, swarm.ContainerSpec{
 		Image: busybox, Command: []string{"sh", "-c"}, Args: []string{"echo $GREETING > /scratch/x; exec sleep 1000"},
-		Env: []string{"GREETING=hello"}, Dir: "/tmp", Hostname: "task-host", Init: &init,
+		Env: []string{"GREETING=hello", "TASK={{.Task.Name}}"}, Dir: "/tmp", Hostname: "task-{{.Task.Slot}}", Init: &init,
 		Labels: map[string]string{"tier": "web"},
 		Mounts: []mount.Mount{{Type: mount.TypeTmpfs, Target: "/scratch"}},
 	}, &swarm.ResourceRequirements{Limits: &swarm.Limit{NanoCPUs: 5e8, MemoryBytes: 64 << 20, Pids: 50}})
@@ -181,7 +181,8 @@ func TestExecutorReplicas(t *testing.T) {
 		if ci.HostConfig.RestartPolicy.Name != "no" {
 			t.Errorf("restart policy %q: the cluster restarts tasks, not the engine", ci.HostConfig.RestartPolicy.Name)
 		}
-		if out := mustDocker(t, "exec", name, "sh", "-c", "cat /scratch/x; pwd; hostname; ps -o comm | sed -n 2p"); out != "hello\n/tmp\ntask-host\ndocker-init" {
+		want := fmt.Sprintf("hello\n/tmp\ntask-%d\n%s\ndocker-init", a.Task.Slot, name)
+		if out := mustDocker(t, "exec", name, "sh", "-c", "cat /scratch/x; pwd; hostname; echo $TASK; ps -o comm | sed -n 2p"); out != want {
 			t.Errorf("inside the task: %q", out)
 		}
 		if cgroupV2() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -39,9 +40,11 @@ type Images interface {
 type Config struct {
 	// NodeID is this node's ID in the cluster: the node label of every task container, and the slot in
 	// the names of global services' containers.
-	NodeID     string
-	Containers Containers
-	Images     Images
+	NodeID string
+	// NodeHostname is the node's hostname for templates ({{.Node.Hostname}}); "" means os.Hostname.
+	NodeHostname string
+	Containers   Containers
+	Images       Images
 	// Networks chooses each task's networks; nil means LocalNetworks (a local network by name, or the
 	// default bridge).
 	Networks NetworkResolver
@@ -55,6 +58,8 @@ type Assignment struct {
 	Task swarm.Task
 	// ServiceName names the task's service (the task itself only carries the service's ID).
 	ServiceName string
+	// ServiceLabels are the service's labels, for templates ({{.Service.Labels}}).
+	ServiceLabels map[string]string `json:",omitempty"`
 	// Ports are the service's published ports (its Endpoint's, which the Task type does not carry);
 	// those in host mode are bound on this node.
 	Ports []swarm.PortConfig `json:",omitempty"`
@@ -103,6 +108,9 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.Networks == nil {
 		cfg.Networks = LocalNetworks{}
+	}
+	if cfg.NodeHostname == "" {
+		cfg.NodeHostname, _ = os.Hostname()
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond

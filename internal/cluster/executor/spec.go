@@ -78,13 +78,17 @@ func graceSeconds(d time.Duration) int {
 }
 
 // buildSpec turns an assignment into the container that runs it, as Docker's swarm agent does.
-func buildSpec(a Assignment, nodeID string, nets NetworkResolver) (containerSpec, error) {
+func buildSpec(a Assignment, node NodeInfo, nets NetworkResolver) (containerSpec, error) {
 	t := a.Task
-	cs := t.Spec.ContainerSpec
 	if t.NodeID == "" {
-		t.NodeID = nodeID
+		t.NodeID = node.ID
 	}
+	a.Task = t
 	name := ContainerName(a.ServiceName, t)
+	cs, err := expandContainerSpec(t.Spec.ContainerSpec, newTemplateContext(a, node.Hostname))
+	if err != nil {
+		return containerSpec{}, err
+	}
 
 	labels := map[string]string{}
 	for k, v := range cs.Labels {
@@ -187,6 +191,11 @@ func buildSpec(a Assignment, nodeID string, nets NetworkResolver) (containerSpec
 	}
 	hc.NetworkMode = container.NetworkMode(mode)
 	return containerSpec{name: name, config: cfg, hostConfig: hc, networking: nc}, nil
+}
+
+// NodeInfo is what a task's container may learn about the node it runs on (through templates).
+type NodeInfo struct {
+	ID, Hostname string
 }
 
 // NetworkResolver chooses the networks a task's container joins. The overlay driver will plug in here:

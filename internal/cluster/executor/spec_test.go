@@ -46,7 +46,7 @@ func TestBuildSpec(t *testing.T) {
 			},
 		},
 	}
-	s, err := buildSpec(a, "node1", LocalNetworks{})
+	s, err := buildSpec(a, NodeInfo{ID: "node1", Hostname: "host1"}, LocalNetworks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestBuildSpec(t *testing.T) {
 
 func TestBuildSpecDefaults(t *testing.T) {
 	a := Assignment{ServiceName: "agent", Task: swarm.Task{ID: "t", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "busybox"}}}}
-	s, err := buildSpec(a, "node9", LocalNetworks{})
+	s, err := buildSpec(a, NodeInfo{ID: "node9"}, LocalNetworks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +110,35 @@ func TestValidate(t *testing.T) {
 		if validate(a) == nil {
 			t.Errorf("%+v: want an error", a)
 		}
+	}
+}
+
+func TestTemplates(t *testing.T) {
+	a := Assignment{ServiceName: "web", ServiceLabels: map[string]string{"team": "blue"}, Task: swarm.Task{
+		ID: "task1", ServiceID: "svc1", Slot: 4, NodeID: "node1",
+		Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "busybox",
+			Hostname: "{{.Node.Hostname}}-{{.Task.Slot}}",
+			Env:      []string{"TASK={{.Task.Name}}", "SVC={{.Service.Name}}/{{.Service.ID}}", "TEAM={{index .Service.Labels \"team\"}}", "PLAIN=x"},
+			Mounts:   []mount.Mount{{Type: mount.TypeVolume, Source: "data-{{.Task.Slot}}", Target: "/d/{{.Node.ID}}"}},
+		}}}}
+	s, err := buildSpec(a, NodeInfo{ID: "node1", Hostname: "host1"}, LocalNetworks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.config.Hostname != "host1-4" {
+		t.Errorf("hostname %q", s.config.Hostname)
+	}
+	if got := strings.Join(s.config.Env, " "); got != "TASK=web.4.task1 SVC=web/svc1 TEAM=blue PLAIN=x" {
+		t.Errorf("env %q", got)
+	}
+	if m := s.hostConfig.Mounts[0]; m.Source != "data-4" || m.Target != "/d/node1" {
+		t.Errorf("mount %+v", m)
+	}
+	if a.Task.Spec.ContainerSpec.Hostname != "{{.Node.Hostname}}-{{.Task.Slot}}" {
+		t.Errorf("the task's own spec was changed")
+	}
+	a.Task.Spec.ContainerSpec.Env = []string{"BAD={{.Nope}}"}
+	if _, err := buildSpec(a, NodeInfo{ID: "node1"}, LocalNetworks{}); err == nil || !strings.Contains(err.Error(), "expanding env failed") {
+		t.Errorf("bad template: %v", err)
 	}
 }
