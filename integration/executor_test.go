@@ -306,8 +306,13 @@ func TestExecutorHealthcheck(t *testing.T) {
 		Image: busybox, Command: []string{"sleep", "1000"}, StopGracePeriod: &grace,
 		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "false"}, Interval: 200 * time.Millisecond, Retries: 2},
 	}, nil)
+	// Healthy first (so running), then its check starts failing.
+	turns := taskSet(svc+"-turns", 1, swarm.ContainerSpec{
+		Image: busybox, Command: []string{"sh", "-c", "touch /tmp/ok; sleep 1; rm /tmp/ok; exec sleep 1000"}, StopGracePeriod: &grace,
+		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "test", "-f", "/tmp/ok"}, Interval: 200 * time.Millisecond, Retries: 2},
+	}, nil)
 	start := time.Now()
-	applyTasks(t, append(healthy, sick...))
+	applyTasks(t, append(append(healthy, sick...), turns...))
 	waitTask(t, healthy[0].Task.ID, swarm.TaskStateStarting, 10*time.Second)
 	got := waitTask(t, healthy[0].Task.ID, swarm.TaskStateRunning, 20*time.Second)
 	if d := time.Since(start); d < time.Second {
@@ -324,6 +329,13 @@ func TestExecutorHealthcheck(t *testing.T) {
 	}
 	if h := failed.History; len(h) < 2 || h[len(h)-2] != swarm.TaskStateStarting {
 		t.Errorf("unhealthy task history %v: it never ran", h)
+	}
+	turned := waitTask(t, turns[0].Task.ID, swarm.TaskStateFailed, 20*time.Second)
+	if turned.Status.Err != "task: non-zero exit (137): unhealthy container" || turned.Status.ContainerStatus == nil || turned.Status.ContainerStatus.ExitCode != 137 {
+		t.Errorf("task turned unhealthy: %+v", turned.Status)
+	}
+	if h := turned.History; len(h) < 2 || h[len(h)-2] != swarm.TaskStateRunning {
+		t.Errorf("task turned unhealthy went through %v, want running then failed", h)
 	}
 	sickName := fmt.Sprintf("%s-sick.1.%s", svc, sick[0].Task.ID)
 	if st := mustDocker(t, "inspect", "-f", "{{.State.Status}}", sickName); st != "exited" {

@@ -182,7 +182,8 @@ func (c *taskController) Wait(ctx context.Context) error {
 
 // watchUnhealthy polls the container's health until it is unhealthy (true) or ctx ends (false).
 func (c *taskController) watchUnhealthy(ctx context.Context, id string) bool {
-	t := time.NewTicker(c.e.cfg.PollInterval)
+	// Less often than while starting: a healthcheck's own interval is seconds, and a node may run many.
+	t := time.NewTicker(5 * c.e.cfg.PollInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -48,7 +48,8 @@ type Config struct {
 	// Networks chooses each task's networks; nil means LocalNetworks (a local network by name, or the
 	// default bridge).
 	Networks NetworkResolver
-	// PollInterval is how often health is checked while a task waits for it; 0 means 100ms.
+	// PollInterval is how often a starting task's health is checked while it waits to be healthy (a
+	// running one is checked five times less often); 0 means 100ms.
 	PollInterval time.Duration
 	Logger       *slog.Logger
 }
