@@ -58,8 +58,13 @@ func validate(a Assignment) error {
 	if t.Spec.ContainerSpec == nil {
 		return fmt.Errorf("task %s: only container tasks are supported (no ContainerSpec)", t.ID)
 	}
-	if t.Spec.ContainerSpec.Image == "" {
+	cs := t.Spec.ContainerSpec
+	if cs.Image == "" {
 		return fmt.Errorf("task %s: no image specified", t.ID)
+	}
+	// Better refused than run without the files the service expects.
+	if len(cs.Secrets) > 0 || len(cs.Configs) > 0 {
+		return fmt.Errorf("task %s: secrets and configs are not supported on this node yet", t.ID)
 	}
 	return nil
 }
@@ -147,6 +152,19 @@ func buildSpec(a Assignment, node NodeInfo, nets NetworkResolver) (containerSpec
 	}
 	if d := cs.DNSConfig; d != nil {
 		hc.DNS, hc.DNSSearch, hc.DNSOptions = d.Nameservers, d.Search, d.Options
+	}
+	if p := cs.Privileges; p != nil {
+		if p.NoNewPrivileges {
+			hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
+		}
+		if sc := p.Seccomp; sc != nil {
+			switch sc.Mode {
+			case swarm.SeccompModeUnconfined:
+				hc.SecurityOpt = append(hc.SecurityOpt, "seccomp=unconfined")
+			case swarm.SeccompModeCustom:
+				hc.SecurityOpt = append(hc.SecurityOpt, "seccomp="+string(sc.Profile))
+			}
+		}
 	}
 	if ld := t.Spec.LogDriver; ld != nil {
 		hc.LogConfig = container.LogConfig{Type: ld.Name, Config: ld.Options}

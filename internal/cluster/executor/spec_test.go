@@ -39,7 +39,8 @@ func TestBuildSpec(t *testing.T) {
 					Mounts:          []mount.Mount{{Type: mount.TypeTmpfs, Target: "/scratch"}},
 					StopSignal:      "SIGUSR1",
 					StopGracePeriod: &grace, Init: &init, ReadOnly: true,
-					Hosts: []string{"10.0.0.1 db database"},
+					Hosts:      []string{"10.0.0.1 db database"},
+					Privileges: &swarm.Privileges{NoNewPrivileges: true, Seccomp: &swarm.SeccompOpts{Mode: swarm.SeccompModeUnconfined}},
 				},
 				Resources: &swarm.ResourceRequirements{Limits: &swarm.Limit{NanoCPUs: 5e8, MemoryBytes: 64 << 20, Pids: 50}},
 				Networks:  []swarm.NetworkAttachmentConfig{{Target: "backend", Aliases: []string{"api"}}},
@@ -72,6 +73,9 @@ func TestBuildSpec(t *testing.T) {
 	}
 	if h.RestartPolicy.Name != container.RestartPolicyDisabled || !h.ReadonlyRootfs || h.Init == nil || !*h.Init {
 		t.Errorf("host config: %+v", h)
+	}
+	if strings.Join(h.SecurityOpt, ",") != "no-new-privileges,seccomp=unconfined" {
+		t.Errorf("security options %v", h.SecurityOpt)
 	}
 	if len(h.Mounts) != 1 || h.Mounts[0].Target != "/scratch" {
 		t.Errorf("mounts %+v", h.Mounts)
@@ -106,6 +110,8 @@ func TestValidate(t *testing.T) {
 		{ServiceName: "s", Task: swarm.Task{ID: "t"}},
 		{ServiceName: "s", Task: swarm.Task{ID: "t", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{}}}},
 		{Task: swarm.Task{ID: "t", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "x"}}}},
+		{ServiceName: "s", Task: swarm.Task{ID: "t", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "x",
+			Secrets: []*swarm.SecretReference{{SecretName: "pw"}}}}}},
 	} {
 		if validate(a) == nil {
 			t.Errorf("%+v: want an error", a)
