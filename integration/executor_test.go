@@ -453,6 +453,20 @@ func TestExecutorConverge10(t *testing.T) {
 	}
 	// The tasks' own timestamps: the polling above only adds its own delay.
 	t.Logf("10 tasks running %d ms after apply", last.Sub(start).Milliseconds())
+	applyTasks(t, nil)
+
+	// And the worst case of the cluster's benchmark: all 20 replicas on this one node.
+	as = taskSet(uniqueName(t), 20, swarm.ContainerSpec{Image: busybox, Command: []string{"sleep", "1000"}}, nil)
+	start = time.Now().UTC()
+	applyTasks(t, as)
+	last = time.Time{}
+	for _, a := range as {
+		got := waitTask(t, a.Task.ID, swarm.TaskStateRunning, 60*time.Second)
+		if got.Status.Timestamp.After(last) {
+			last = got.Status.Timestamp
+		}
+	}
+	t.Logf("20 tasks running %d ms after apply", last.Sub(start).Milliseconds())
 }
 
 // TestExecutorPullsMissingImage: a task's image that is not here is pulled through the engine.
@@ -464,9 +478,12 @@ func TestExecutorPullsMissingImage(t *testing.T) {
 	mustDocker(t, "push", ref)
 	mustDocker(t, "rmi", ref)
 	t.Cleanup(func() { rmiQuiet(ref) })
-	as := taskSet(uniqueName(t), 1, swarm.ContainerSpec{Image: ref, Command: []string{"sleep", "1000"}}, nil)
+	// Three replicas need it at once: they share one pull.
+	as := taskSet(uniqueName(t), 3, swarm.ContainerSpec{Image: ref, Command: []string{"sleep", "1000"}}, nil)
 	applyTasks(t, as)
-	waitTask(t, as[0].Task.ID, swarm.TaskStateRunning, 30*time.Second)
+	for _, a := range as {
+		waitTask(t, a.Task.ID, swarm.TaskStateRunning, 30*time.Second)
+	}
 	if r := docker(t, "image", "inspect", ref); r.code != 0 {
 		t.Errorf("pulled image not stored: %s", r)
 	}

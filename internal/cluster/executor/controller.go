@@ -54,7 +54,7 @@ func (c *taskController) Prepare(ctx context.Context) error {
 	if !c.e.cfg.Images.Exists(ctx, img) {
 		// As Docker does, a failed pull is only logged: creating the container then says what is missing
 		// ("No such image: ..."), which becomes the task's error.
-		if err := c.e.cfg.Images.Pull(ctx, img, c.a.RegistryAuth); err != nil {
+		if err := c.e.pull(ctx, img, c.a.RegistryAuth); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/api/types/swarm"
+	"golang.org/x/sync/singleflight"
 )
 
 // Containers is what the executor needs of the engine's container service. Errors carry errdefs kinds
@@ -85,6 +86,9 @@ type Executor struct {
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // runners and removals
+
+	// pulls shares one pull of an image among the tasks that need it (20 replicas, one download).
+	pulls singleflight.Group
 
 	applyMu sync.Mutex // one Apply at a time
 	mu      sync.Mutex
@@ -224,6 +228,20 @@ func (e *Executor) sweep(ctx context.Context, want map[string]Assignment) error 
 		}
 	}
 	return nil
+}
+
+// pull fetches ref once however many tasks ask for it at the same time. The pull itself lives as long
+// as the executor, so a task that stops waiting (it was removed) does not fail the others' pull.
+func (e *Executor) pull(ctx context.Context, ref string, auth *registry.AuthConfig) error {
+	ch := e.pulls.DoChan(ref, func() (any, error) {
+		return nil, e.cfg.Images.Pull(e.ctx, ref, auth)
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Statuses returns the last status of every task the executor runs, by task ID.

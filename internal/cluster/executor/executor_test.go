@@ -22,8 +22,10 @@ import (
 type memEngine struct {
 	mu      sync.Mutex
 	byName  map[string]*memCtr
+	images  map[string]bool
 	seq     int
 	creates int
+	pulls   int
 }
 
 type memCtr struct {
@@ -34,7 +36,9 @@ type memCtr struct {
 	exited   chan struct{}
 }
 
-func newMemEngine() *memEngine { return &memEngine{byName: map[string]*memCtr{}} }
+func newMemEngine() *memEngine {
+	return &memEngine{byName: map[string]*memCtr{}, images: map[string]bool{"busybox": true}}
+}
 
 func (m *memEngine) find(ref string) (*memCtr, error) {
 	for _, c := range m.byName {
@@ -48,7 +52,7 @@ func (m *memEngine) find(ref string) (*memCtr, error) {
 func (m *memEngine) Create(_ context.Context, name string, cfg *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig) (container.CreateResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cfg.Image != "busybox" {
+	if !m.images[cfg.Image] {
 		return container.CreateResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", cfg.Image))
 	}
 	if _, ok := m.byName[name]; ok {
@@ -144,9 +148,25 @@ func (m *memEngine) Wait(ctx context.Context, ref string, _ container.WaitCondit
 	return out, nil
 }
 
-func (m *memEngine) Exists(_ context.Context, ref string) bool { return ref == "busybox" }
-func (m *memEngine) Pull(context.Context, string, *registry.AuthConfig) error {
-	return errors.New("no registry here")
+func (m *memEngine) Exists(_ context.Context, ref string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.images[ref]
+}
+
+// Pull knows one image, "pullme", and takes a while to get it.
+func (m *memEngine) Pull(_ context.Context, ref string, _ *registry.AuthConfig) error {
+	m.mu.Lock()
+	m.pulls++
+	m.mu.Unlock()
+	if ref != "pullme" {
+		return errors.New("no registry here")
+	}
+	time.Sleep(50 * time.Millisecond)
+	m.mu.Lock()
+	m.images[ref] = true
+	m.mu.Unlock()
+	return nil
 }
 
 func (m *memEngine) created() int {
@@ -294,5 +314,28 @@ func TestExecutorLifecycle(t *testing.T) {
 	}
 	if m.count() != 1 {
 		t.Errorf("%d containers after the sweep, want 1", m.count())
+	}
+}
+
+// Tasks that need the same missing image share one pull.
+func TestExecutorSharesPulls(t *testing.T) {
+	m := newMemEngine()
+	e, err := New(Config{NodeID: "n1", Containers: m, Images: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	col := collect(e)
+	as := tasks(10, "pullme")
+	if err := e.Apply(context.Background(), as); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		col.wait(t, a.Task.ID, swarm.TaskStateRunning)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pulls != 1 {
+		t.Errorf("%d pulls for 10 tasks of one image", m.pulls)
 	}
 }
