@@ -39,6 +39,7 @@ func executorDebugEnv() []string {
 type execTask struct {
 	Status  swarm.TaskStatus
 	History []swarm.TaskState
+	Times   []time.Time
 }
 
 func executorClient() *http.Client {
@@ -453,6 +454,14 @@ func TestExecutorConverge10(t *testing.T) {
 	}
 	// The tasks' own timestamps: the polling above only adds its own delay.
 	t.Logf("10 tasks running %d ms after apply", last.Sub(start).Milliseconds())
+	for _, a := range as {
+		got := executorTasks(t)[a.Task.ID]
+		var b strings.Builder
+		for i, s := range got.History {
+			fmt.Fprintf(&b, " %s+%d", s, got.Times[i].Sub(start).Milliseconds())
+		}
+		t.Logf("task %d:%s", a.Task.Slot, b.String())
+	}
 	applyTasks(t, nil)
 
 	// And the worst case of the cluster's benchmark: all 20 replicas on this one node.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/executor"
 	"github.com/berth-dev/berth/internal/distribution"
@@ -55,6 +56,8 @@ const ExecutorDebugSocketEnv = "BERTH_EXECUTOR_DEBUG_SOCK"
 type debugTask struct {
 	Status  swarm.TaskStatus
 	History []swarm.TaskState
+	// Times are when each state of History was reached.
+	Times []time.Time
 }
 
 // serveExecutorDebug starts the debug executor when the environment asks for it; the returned function
@@ -92,6 +95,7 @@ func (d *Daemon) serveExecutorDebug() (stop func()) {
 			}
 			t.Status = u.Status
 			t.History = append(t.History, u.Status.State)
+			t.Times = append(t.Times, u.Status.Timestamp)
 			mu.Unlock()
 		}
 	}()
