@@ -142,8 +142,9 @@ func (e *Executor) Updates() <-chan StatusUpdate { return e.updates }
 // Apply makes as the full set of tasks for this node: new tasks are started towards their desired
 // state, known ones get their new desired state, and tasks (and task containers found by label) not in
 // as are removed. It returns once the work is under way; progress comes through Updates. A task whose
-// spec cannot run is not an error here: it ends rejected. Apply refuses a set with a task without ID or
-// listed twice, and changes nothing then.
+// spec cannot run is not an error here: it ends rejected. A known task's spec is not read again: tasks
+// are immutable, only their desired state moves (an update is a new task). Apply refuses a set with a
+// task without ID or listed twice, and changes nothing then.
 func (e *Executor) Apply(ctx context.Context, as []Assignment) error {
 	want := make(map[string]Assignment, len(as))
 	for _, a := range as {
