@@ -398,15 +398,21 @@ func TestExecutorShutdown(t *testing.T) {
 func TestExecutorAdoptsAfterRestart(t *testing.T) {
 	cleanupTasks(t)
 	svc := uniqueName(t)
-	as := taskSet(svc, 3, swarm.ContainerSpec{Image: busybox, Command: []string{"sleep", "1000"}}, nil)
+	as := taskSet(svc, 4, swarm.ContainerSpec{Image: busybox, Command: []string{"sleep", "1000"}}, nil)
 	applyTasks(t, as)
 	ids := map[string]string{}
+	pids := map[string]int{}
 	for _, a := range as {
 		got := waitTask(t, a.Task.ID, swarm.TaskStateRunning, 20*time.Second)
 		ids[a.Task.ID] = got.Status.ContainerStatus.ContainerID
+		pids[a.Task.ID] = got.Status.ContainerStatus.PID
 	}
 
-	stopDaemon(syscall.SIGTERM)
+	stopDaemon(syscall.SIGKILL) // a crash: nothing is handed over but what is on disk and in the monitor
+	// Task 3's process dies while berthd is down.
+	if err := syscall.Kill(pids[as[3].Task.ID], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	if err := startDaemon(); err != nil {
 		t.Fatal(err)
 	}
@@ -414,15 +420,26 @@ func TestExecutorAdoptsAfterRestart(t *testing.T) {
 	// task 2 was removed from the node while it was down.
 	as[0].Task.Status = swarm.TaskStatus{State: swarm.TaskStateRunning}
 	as[1].Task.Status = swarm.TaskStatus{State: swarm.TaskStateAssigned}
-	applyTasks(t, as[:2])
+	as[3].Task.Status = swarm.TaskStatus{State: swarm.TaskStateRunning}
+	applyTasks(t, []executor.Assignment{as[0], as[1], as[3]})
 	waitTask(t, as[1].Task.ID, swarm.TaskStateRunning, 20*time.Second)
+	// The cluster hears that the task it thought running died meanwhile.
+	if got := waitTask(t, as[3].Task.ID, swarm.TaskStateFailed, 10*time.Second); got.Status.Err != "task: non-zero exit (137)" {
+		t.Errorf("task that died while berthd was down: %+v", got.Status)
+	}
 	time.Sleep(300 * time.Millisecond)
 	list := taskContainers(t, svc)
-	if len(list) != 2 {
-		t.Fatalf("%d task containers after the restart, want 2", len(list))
+	if len(list) != 3 {
+		t.Fatalf("%d task containers after the restart, want 3", len(list))
 	}
 	for _, c := range list {
 		tid := c.Labels[executor.LabelTaskID]
+		if tid == as[3].Task.ID {
+			if ids[tid] != c.ID || c.State != "exited" {
+				t.Errorf("dead task's container: %s %s", c.ID, c.State)
+			}
+			continue
+		}
 		if ids[tid] != c.ID || c.State != "running" {
 			t.Errorf("task %s: container %s (%s), want the adopted %s", tid, c.ID, c.State, ids[tid])
 		}
