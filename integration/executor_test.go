@@ -147,6 +147,7 @@ func TestExecutorReplicas(t *testing.T) {
 	as := taskSet(svc, 3, swarm.ContainerSpec{
 		Image: busybox, Command: []string{"sh", "-c"}, Args: []string{"echo $GREETING > /scratch/x; exec sleep 1000"},
 		Env: []string{"GREETING=hello", "TASK={{.Task.Name}}"}, Dir: "/tmp", Hostname: "task-{{.Task.Slot}}", Init: &init,
+		User: "1234:1234", ReadOnly: true,
 		Labels: map[string]string{"tier": "web"},
 		Mounts: []mount.Mount{{Type: mount.TypeTmpfs, Target: "/scratch"}},
 	}, &swarm.ResourceRequirements{Limits: &swarm.Limit{NanoCPUs: 5e8, MemoryBytes: 64 << 20, Pids: 50}})
@@ -182,8 +183,9 @@ func TestExecutorReplicas(t *testing.T) {
 		if ci.HostConfig.RestartPolicy.Name != "no" {
 			t.Errorf("restart policy %q: the cluster restarts tasks, not the engine", ci.HostConfig.RestartPolicy.Name)
 		}
-		want := fmt.Sprintf("hello\n/tmp\ntask-%d\n%s\ndocker-init", a.Task.Slot, name)
-		if out := mustDocker(t, "exec", name, "sh", "-c", "cat /scratch/x; pwd; hostname; echo $TASK; ps -o comm | sed -n 2p"); out != want {
+		want := fmt.Sprintf("hello\n/tmp\ntask-%d\n%s\ndocker-init\n1234:1234\nread-only", a.Task.Slot, name)
+		script := "cat /scratch/x; pwd; hostname; echo $TASK; ps -o comm | sed -n 2p; echo $(id -u):$(id -g); touch /x 2>/dev/null || echo read-only"
+		if out := mustDocker(t, "exec", name, "sh", "-c", script); out != want {
 			t.Errorf("inside the task: %q", out)
 		}
 		if cgroupV2() {

@@ -46,7 +46,7 @@ func (c *taskController) Prepare(ctx context.Context) error {
 	if ci, err := c.inspect(ctx); err != nil || ci != nil {
 		return err // adopted (or a foreign container holds the name)
 	}
-	spec, err := buildSpec(c.a, NodeInfo{ID: c.e.cfg.NodeID, Hostname: c.e.cfg.NodeHostname}, c.e.cfg.Networks)
+	spec, err := buildSpec(c.a, nodeInfo{ID: c.e.cfg.NodeID, Hostname: c.e.cfg.NodeHostname}, c.e.cfg.Networks)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func graceSeconds(d time.Duration) int {
 }
 
 // buildSpec turns an assignment into the container that runs it, as Docker's swarm agent does.
-func buildSpec(a Assignment, node NodeInfo, nets NetworkResolver) (containerSpec, error) {
+func buildSpec(a Assignment, node nodeInfo, nets NetworkResolver) (containerSpec, error) {
 	t := a.Task
 	if t.NodeID == "" {
 		t.NodeID = node.ID
@@ -211,8 +211,8 @@ func buildSpec(a Assignment, node NodeInfo, nets NetworkResolver) (containerSpec
 	return containerSpec{name: name, config: cfg, hostConfig: hc, networking: nc}, nil
 }
 
-// NodeInfo is what a task's container may learn about the node it runs on (through templates).
-type NodeInfo struct {
+// nodeInfo is what a task's container may learn about the node it runs on (through templates).
+type nodeInfo struct {
 	ID, Hostname string
 }
 

@@ -47,7 +47,7 @@ func TestBuildSpec(t *testing.T) {
 			},
 		},
 	}
-	s, err := buildSpec(a, NodeInfo{ID: "node1", Hostname: "host1"}, LocalNetworks{})
+	s, err := buildSpec(a, nodeInfo{ID: "node1", Hostname: "host1"}, LocalNetworks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestBuildSpec(t *testing.T) {
 
 func TestBuildSpecDefaults(t *testing.T) {
 	a := Assignment{ServiceName: "agent", Task: swarm.Task{ID: "t", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "busybox"}}}}
-	s, err := buildSpec(a, NodeInfo{ID: "node9"}, LocalNetworks{})
+	s, err := buildSpec(a, nodeInfo{ID: "node9"}, LocalNetworks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestTemplates(t *testing.T) {
 			Env:      []string{"TASK={{.Task.Name}}", "SVC={{.Service.Name}}/{{.Service.ID}}", "TEAM={{index .Service.Labels \"team\"}}", "PLAIN=x"},
 			Mounts:   []mount.Mount{{Type: mount.TypeVolume, Source: "data-{{.Task.Slot}}", Target: "/d/{{.Node.ID}}"}},
 		}}}}
-	s, err := buildSpec(a, NodeInfo{ID: "node1", Hostname: "host1"}, LocalNetworks{})
+	s, err := buildSpec(a, nodeInfo{ID: "node1", Hostname: "host1"}, LocalNetworks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestTemplates(t *testing.T) {
 		t.Errorf("the task's own spec was changed")
 	}
 	a.Task.Spec.ContainerSpec.Env = []string{"BAD={{.Nope}}"}
-	if _, err := buildSpec(a, NodeInfo{ID: "node1"}, LocalNetworks{}); err == nil || !strings.Contains(err.Error(), "expanding env failed") {
+	if _, err := buildSpec(a, nodeInfo{ID: "node1"}, LocalNetworks{}); err == nil || !strings.Contains(err.Error(), "expanding env failed") {
 		t.Errorf("bad template: %v", err)
 	}
 }
