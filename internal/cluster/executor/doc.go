@@ -24,6 +24,12 @@
 // nothing.
 //
 // Restart policy belongs to the cluster (it replaces failed tasks): task containers run with none.
+// Docker's service templates ({{.Task.Slot}}, {{.Node.Hostname}}, ...) in the hostname, env and mounts
+// are expanded here, since only the node knows them. Networks go through a NetworkResolver: for now a
+// task's networks are local networks by name (LocalNetworks); the overlay driver will resolve the task's
+// NetworksAttachments there. Published ports in host mode are bound on this node (Assignment.Ports, as
+// the Task type does not carry its service's endpoint) and reported in the task's PortStatus; ingress
+// ports belong to the routing mesh.
 //
 // The executor only sees the local engine through the Containers and Images interfaces, so it works on
 // Docker's swarm API types alone and knows nothing of how the cluster or the engine are built.
