@@ -339,3 +339,34 @@ func TestExecutorSharesPulls(t *testing.T) {
 		t.Errorf("%d pulls for 10 tasks of one image", m.pulls)
 	}
 }
+
+// A task with desired state ready (a start-first update's new task) is prepared and waits; moving its
+// desired state to running starts it.
+func TestExecutorDesiredReady(t *testing.T) {
+	m := newMemEngine()
+	e, err := New(Config{NodeID: "n1", Containers: m, Images: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	col := collect(e)
+	as := tasks(1, "busybox")
+	as[0].Task.DesiredState = swarm.TaskStateReady
+	if err := e.Apply(context.Background(), as); err != nil {
+		t.Fatal(err)
+	}
+	col.wait(t, "t1", swarm.TaskStateReady)
+	time.Sleep(20 * time.Millisecond)
+	ci, err := m.Inspect(context.Background(), "web.1.t1")
+	if err != nil || ci.State.Status != container.StateCreated {
+		t.Fatalf("prepared task's container: %v %+v", err, ci)
+	}
+	if st := e.Statuses()["t1"]; st.State != swarm.TaskStateReady {
+		t.Fatalf("task moved on to %s before its desired state did", st.State)
+	}
+	as[0].Task.DesiredState = swarm.TaskStateRunning
+	if err := e.Apply(context.Background(), as); err != nil {
+		t.Fatal(err)
+	}
+	col.wait(t, "t1", swarm.TaskStateRunning)
+}
