@@ -96,6 +96,7 @@ func startDaemon() error {
 	cmd := exec.Command(env.berthd, "--data-root", env.dataRoot, "--exec-root", env.execRoot, "--log-level", "debug", "--bridge", testBridge,
 		"--registry-certs-dir", filepath.Join(env.tmp, "certs.d"))
 	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), executorDebugEnv()...)
 	cmd.Args = append(cmd.Args, tlsDaemonArgs()...)
 	if err := cmd.Start(); err != nil {
 		return err

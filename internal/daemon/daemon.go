@@ -120,6 +120,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer d.db.Close()
 	defer d.networks.Close()
+	defer d.serveExecutorDebug()()
 
 	srv := api.New(api.Config{
 		Images:     imageBackend{d.images},
