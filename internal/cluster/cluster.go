@@ -185,11 +185,13 @@ func (s *Service) stopLocked() {
 	}
 }
 
+// shutdown stops the manager. The mux goes first: closing it ends the Accept calls that the control
+// server and raft's transport are blocked in, which their own Close waits for.
 func (m *manager) shutdown() {
 	m.stopLoop()
+	_ = m.mux.Close()
 	_ = m.ctrl.Close()
 	_ = m.raft.Shutdown().Error()
-	_ = m.mux.Close()
 	_ = m.bolt.Close()
 }
 
