@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/store"
@@ -120,6 +121,7 @@ func (s *Service) setCreds(c *transport.Creds) {
 
 // manager is what runs on a manager node.
 type manager struct {
+	self     string // this node's ID
 	raft     *raft.Raft
 	bolt     *raftboltdb.BoltStore
 	store    *store.Store
@@ -127,6 +129,8 @@ type manager struct {
 	ctrl     *http.Server
 	status   *statusTracker
 	stopLoop context.CancelFunc
+	// demoting is set once the manager has seen its own demotion and started becoming a worker.
+	demoting atomic.Bool
 }
 
 // New returns the service; Start resumes a node that was part of a cluster.

@@ -84,7 +84,7 @@ func (s *Service) startManager(bootstrap bool) (err error) {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &manager{raft: r, bolt: logs, store: fsm, mux: mux, status: newStatusTracker(), stopLoop: cancel}
+	m := &manager{self: st.NodeID, raft: r, bolt: logs, store: fsm, mux: mux, status: newStatusTracker(), stopLoop: cancel}
 	m.ctrl = &http.Server{Handler: s.controlHandler(m), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = m.ctrl.Serve(mux.ControlListener()) }()
 	go s.leaderLoop(ctx, m, notify)
@@ -200,7 +200,7 @@ func (s *Service) leaderLoop(ctx context.Context, m *manager, notify <-chan bool
 		case <-tick.C:
 			if m.isLeader() {
 				s.markDown(ctx, m)
-			} else if s.demoted(m) {
+			} else if m.demoted() && m.demoting.CompareAndSwap(false, true) {
 				go s.demoteSelf()
 			}
 		}
@@ -209,8 +209,7 @@ func (s *Service) leaderLoop(ctx context.Context, m *manager, notify <-chan bool
 
 // markDown records as down the nodes the leader has not heard from for DownAfter.
 func (s *Service) markDown(ctx context.Context, m *manager) {
-	self := s.nodeID()
-	m.status.beat(self)
+	m.status.beat(m.self)
 	for _, o := range m.store.List(kindNode) {
 		n := decode[nodeObject](o)
 		last := m.status.last(o.ID)
@@ -230,25 +229,12 @@ func (s *Service) markDown(ctx context.Context, m *manager) {
 	}
 }
 
-func (s *Service) nodeID() string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.state == nil {
-		return ""
-	}
-	return s.state.NodeID
-}
-
 // demoted reports whether this manager has been removed from raft as part of a demotion.
-func (s *Service) demoted(m *manager) bool {
-	id := s.nodeID()
-	if id == "" {
-		return false
-	}
-	_, n, ok := m.node(id)
+func (m *manager) demoted() bool {
+	_, n, ok := m.node(m.self)
 	if !ok || n.Spec.Role != "worker" {
 		return false
 	}
-	_, voter := m.voters()[id]
+	_, voter := m.voters()[m.self]
 	return !voter
 }
