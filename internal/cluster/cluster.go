@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,38 @@ type Service struct {
 	lastErr string // the last heartbeat failure, shown by `docker info`
 
 	client *controlClient
+
+	// view is what readers (Info, the node and swarm routes) see: published by every change above, so
+	// that they never wait for a join or a promotion in progress, which hold mu for seconds.
+	view atomic.Pointer[view]
+	// joining is set while a join is in progress (LocalNodeState "pending").
+	joining bool
+}
+
+// view is a consistent copy of the service's state for readers.
+type view struct {
+	state   *localState
+	mgr     *manager
+	lastErr string
+	joining bool
+}
+
+// publish makes the current state visible to readers; the caller holds s.mu.
+func (s *Service) publish() {
+	v := &view{mgr: s.mgr, lastErr: s.lastErr, joining: s.joining}
+	if s.state != nil {
+		cp := *s.state
+		cp.Managers = slices.Clone(cp.Managers)
+		v.state = &cp
+	}
+	s.view.Store(v)
+}
+
+func (s *Service) current() *view {
+	if v := s.view.Load(); v != nil {
+		return v
+	}
+	return &view{}
 }
 
 // setCreds replaces the node's identity (nil when it leaves); the caller holds s.mu.
@@ -154,6 +187,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
 	id, err := s.loadIdentity()
 	if err != nil {
 		return fmt.Errorf("swarm state: %w", err)
@@ -175,6 +209,12 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
+	if s.mgr != nil {
+		// A snapshot now lets the next start serve the state at once, before the leader's log reaches it
+		// ("nothing new to snapshot" is fine).
+		_ = s.mgr.raft.Snapshot().Error()
+	}
 	s.stopLocked()
 }
 
@@ -283,15 +323,14 @@ func newID() string {
 
 // managerView returns the running manager, or the error a cluster read gets on this node.
 func (s *Service) managerView() (*manager, *localState, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.state == nil {
+	v := s.current()
+	if v.state == nil {
 		return nil, nil, ErrNoSwarm
 	}
-	if s.mgr == nil {
+	if v.mgr == nil {
 		return nil, nil, ErrNotManager
 	}
-	return s.mgr, s.state, nil
+	return v.mgr, v.state, nil
 }
 
 // storeError gives a store error its kind.

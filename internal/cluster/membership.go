@@ -25,6 +25,7 @@ import (
 func (s *Service) Init(ctx context.Context, req swarm.InitRequest) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
 	if s.state != nil {
 		return "", ErrAlreadyInSwarm
 	}
@@ -113,9 +114,13 @@ func (s *Service) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 func (s *Service) Join(ctx context.Context, req swarm.JoinRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
 	if s.state != nil {
 		return ErrAlreadyInSwarm
 	}
+	s.joining = true
+	s.publish()
+	defer func() { s.joining = false }()
 	if len(req.RemoteAddrs) == 0 {
 		return errdefs.InvalidParameter(errors.New("at least 1 RemoteAddr is required to join"))
 	}
@@ -213,6 +218,7 @@ func (s *Service) becomeVoter(ctx context.Context, via string) error {
 func (s *Service) Leave(ctx context.Context, force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
 	if s.state == nil {
 		return ErrNotInSwarm
 	}
@@ -436,41 +442,49 @@ func (s *Service) startSession() {
 func (s *Service) beat(ctx context.Context) {
 	s.mu.RLock()
 	st, m := s.state, s.mgr
+	var cp localState
+	if st != nil {
+		cp = *st
+		cp.Managers = slices.Clone(st.Managers)
+	}
 	s.mu.RUnlock()
 	if st == nil {
 		return
 	}
-	req := nodeRequest{NodeID: st.NodeID, Addr: hostOf(st.AdvertiseAddr)}
+	req := nodeRequest{NodeID: cp.NodeID, Addr: hostOf(cp.AdvertiseAddr)}
 	var resp heartbeatResponse
 	var err error
 	if m != nil {
 		err = s.leaderCall(ctx, m, opHeartbeat, req, &resp)
 	} else {
-		err = s.workerCall(ctx, st, pathHeartbeat, req, &resp)
+		err = s.workerCall(ctx, &cp, pathHeartbeat, req, &resp)
 	}
+	if promote := s.recordBeat(ctx, st, m, resp, err); promote {
+		s.promoteSelf(ctx)
+	}
+}
+
+// recordBeat records a heartbeat's outcome and reports whether this worker has been promoted.
+func (s *Service) recordBeat(ctx context.Context, st *localState, m *manager, resp heartbeatResponse, err error) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.state != st {
-		s.mu.Unlock()
-		return
+		return false
 	}
+	defer s.publish()
 	if err != nil {
 		if ctx.Err() == nil {
 			s.lastErr = err.Error()
 			s.log.Debug("swarm: heartbeat failed", "err", err)
 		}
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.lastErr = ""
 	if len(resp.Managers) > 0 && !slices.Equal(resp.Managers, st.Managers) {
 		st.Managers = resp.Managers
 		_ = s.saveState(st)
 	}
-	promote := m == nil && resp.Role == RoleManager
-	s.mu.Unlock()
-	if promote {
-		s.promoteSelf(ctx)
-	}
+	return m == nil && resp.Role == RoleManager
 }
 
 // workerCall calls a public endpoint on the first manager that answers.
@@ -493,6 +507,7 @@ func (s *Service) workerCall(ctx context.Context, st *localState, path string, r
 func (s *Service) promoteSelf(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
 	st := s.state
 	if st == nil || s.mgr != nil {
 		return
@@ -515,6 +530,7 @@ func (s *Service) promoteSelf(ctx context.Context) {
 func (s *Service) demoteSelf() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publish()
 	m, st := s.mgr, s.state
 	if m == nil || st == nil {
 		return

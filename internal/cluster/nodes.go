@@ -248,10 +248,12 @@ func (s *Service) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 
 // Info is this node's swarm section of `docker info`.
 func (s *Service) Info(ctx context.Context) swarm.Info {
-	s.mu.RLock()
-	st, m, lastErr := s.state, s.mgr, s.lastErr
-	s.mu.RUnlock()
+	v := s.current()
+	st, m, lastErr := v.state, v.mgr, v.lastErr
 	if st == nil {
+		if v.joining {
+			return swarm.Info{LocalNodeState: swarm.LocalNodeStatePending}
+		}
 		return swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
 	}
 	info := swarm.Info{NodeID: st.NodeID, NodeAddr: hostOf(st.AdvertiseAddr), LocalNodeState: swarm.LocalNodeStateActive, Error: lastErr}
