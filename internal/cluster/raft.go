@@ -29,7 +29,10 @@ func (s *Service) raftConfig(nodeID string, notify chan bool) *raft.Config {
 	c.ElectionTimeout = 500 * time.Millisecond
 	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 20 * time.Millisecond
-	c.SnapshotThreshold = 1024
+	// Frequent small snapshots: a manager restarted after kill -9 serves the state of its last snapshot at
+	// once, while raft's replication to it (which backs off while it was down) catches up the rest.
+	c.SnapshotThreshold = 64
+	c.SnapshotInterval = 10 * time.Second
 	c.TrailingLogs = 1024
 	c.NotifyCh = notify
 	c.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: s.cfg.RaftLog})
