@@ -273,6 +273,21 @@ func TestClusterMembershipAndFailover(t *testing.T) {
 		}
 		return ""
 	})
+
+	// A manager that leaves with --force is taken out of raft; the other two go on.
+	if out := m3.must("swarm", "leave", "--force"); !strings.Contains(out, "Node left the swarm") {
+		t.Fatalf("manager leave --force: %s", out)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if got := strings.TrimSpace(m1.docker("info", "--format", "{{.Swarm.Managers}}").stdout); got != "2" {
+			return "managers after one left: " + got
+		}
+		if tbl, _ := nodeTable(m1); !strings.HasPrefix(tbl["m3"], "Down") || strings.HasSuffix(tbl["m3"], "Reachable") {
+			return "left manager shows " + tbl["m3"]
+		}
+		return ""
+	})
+	m2.must("node", "update", "--label-add", "managers=2", "w1")
 }
 
 // TestClusterLastManager checks what the last manager refuses, and that berth's own commands work.
