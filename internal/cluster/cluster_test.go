@@ -164,3 +164,42 @@ func TestInactiveAndWorkerErrors(t *testing.T) {
 		t.Fatalf("bad role filter: %v", err)
 	}
 }
+
+// A manager demoted while it was down learns it from a heartbeat when it comes back, and becomes a worker.
+func TestDemotedWhileDown(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newNode(t, "a"), newNode(t, "b"), newNode(t, "c")
+	t.Cleanup(a.s.Close)
+	t.Cleanup(b.s.Close)
+	if _, err := a.s.Init(ctx, swarm.InitRequest{ListenAddr: a.addr, AdvertiseAddr: a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := a.s.Inspect(ctx)
+	for _, n := range []*testNode{b, c} {
+		if err := n.s.Join(ctx, swarm.JoinRequest{ListenAddr: n.addr, AdvertiseAddr: n.addr, RemoteAddrs: []string{a.addr}, JoinToken: sw.JoinTokens.Manager}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.s.Close()
+	node, err := a.s.Node(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Role = swarm.NodeRoleWorker
+	if err := a.s.UpdateNode(ctx, "c", node.Version.Index, node.Spec); err != nil {
+		t.Fatal(err)
+	}
+	c.open("c")
+	if err := c.s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.s.Close)
+	waitFor(t, 20*time.Second, "the demoted manager to become a worker", func() bool {
+		info := c.s.Info(ctx)
+		return info.LocalNodeState == swarm.LocalNodeStateActive && !info.ControlAvailable
+	})
+	waitFor(t, 10*time.Second, "the leader to see it ready as a worker", func() bool {
+		n, err := a.s.Node(ctx, "c")
+		return err == nil && n.ManagerStatus == nil && n.Status.State == swarm.NodeStateReady
+	})
+}

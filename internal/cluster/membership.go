@@ -456,15 +456,24 @@ func (s *Service) beat(ctx context.Context) {
 	var err error
 	if m != nil {
 		err = s.leaderCall(ctx, m, opHeartbeat, req, &resp)
+		if errors.Is(err, ErrNoLeader) {
+			// A manager demoted while it was down never hears of it through raft (it is no longer a member);
+			// any manager it reaches can tell it.
+			err = s.workerCall(ctx, &cp, pathHeartbeat, req, &resp)
+		}
 	} else {
 		err = s.workerCall(ctx, &cp, pathHeartbeat, req, &resp)
 	}
-	if promote := s.recordBeat(ctx, st, m, resp, err); promote {
-		s.promoteSelf(ctx)
+	if s.recordBeat(ctx, st, m, resp, err) {
+		if m == nil {
+			s.promoteSelf(ctx)
+		} else if m.demoting.CompareAndSwap(false, true) {
+			s.demoteSelf()
+		}
 	}
 }
 
-// recordBeat records a heartbeat's outcome and reports whether this worker has been promoted.
+// recordBeat records a heartbeat's outcome and reports whether this node's role has changed.
 func (s *Service) recordBeat(ctx context.Context, st *localState, m *manager, resp heartbeatResponse, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -484,7 +493,7 @@ func (s *Service) recordBeat(ctx context.Context, st *localState, m *manager, re
 		st.Managers = resp.Managers
 		_ = s.saveState(st)
 	}
-	return m == nil && resp.Role == RoleManager
+	return (m == nil && resp.Role == RoleManager) || (m != nil && resp.Role == RoleWorker)
 }
 
 // workerCall calls a public endpoint on the first manager that answers.
@@ -535,7 +544,7 @@ func (s *Service) demoteSelf() {
 	if m == nil || st == nil {
 		return
 	}
-	managers := m.managers()
+	managers := slices.DeleteFunc(m.managers(), func(p Peer) bool { return p.NodeID == m.self })
 	m.shutdown()
 	s.mgr = nil
 	_ = os.Remove(filepath.Join(s.cfg.Root, "raft.db"))
