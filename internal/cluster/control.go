@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -292,6 +293,10 @@ func do(ctx context.Context, hc *http.Client, addr, path string, body []byte, ou
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the dial or TLS error; the URL is ours, not the user's
+		}
 		return err
 	}
 	defer resp.Body.Close()
