@@ -118,9 +118,9 @@ func (s *Service) controlHandler(m *manager) http.Handler {
 		})
 	}
 	mux.HandleFunc("POST /leader/{op}", func(w http.ResponseWriter, r *http.Request) {
-		if _, role, ok := peer(w, r); !ok {
+		if id, role, ok := peer(w, r); !ok {
 			return
-		} else if role != ca.ManagerOU {
+		} else if role != ca.ManagerOU || !m.isManager(id) {
 			reply(w, nil, errdefs.Forbidden(errors.New("only managers may call the leader")))
 			return
 		}

@@ -142,3 +142,13 @@ func (m *manager) leaderID() string {
 	_, id := m.raft.LeaderWithID()
 	return string(id)
 }
+
+// isManager reports whether node id may act as a manager now: a raft voter, or a node whose role is
+// manager (one joining or being promoted). A demoted node's old manager certificate is not enough.
+func (m *manager) isManager(id string) bool {
+	if _, ok := m.voters()[id]; ok {
+		return true
+	}
+	_, n, ok := m.node(id)
+	return ok && n.Spec.Role == swarm.NodeRoleManager
+}

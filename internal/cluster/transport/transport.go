@@ -126,7 +126,13 @@ type Mux struct {
 	control chan net.Conn
 	done    chan struct{}
 	once    sync.Once
+	// allowRaft, when set, must approve a raft peer's node ID: a certificate alone does not say the node
+	// is still a manager (it may have been demoted since it was issued).
+	allowRaft atomic.Pointer[func(nodeID string) bool]
 }
+
+// SetRaftFilter makes the mux accept raft streams only from peers whose node ID allow approves.
+func (m *Mux) SetRaftFilter(allow func(nodeID string) bool) { m.allowRaft.Store(&allow) }
 
 // Listen starts accepting on addr.
 func Listen(addr string, creds *Creds) (*Mux, error) {
@@ -188,6 +194,10 @@ func (m *Mux) sort(conn net.Conn) {
 		// Raft peers must be managers of this cluster.
 		st := tc.ConnectionState()
 		if len(st.PeerCertificates) == 0 || ca.Role(st.PeerCertificates[0]) != ca.ManagerOU {
+			tc.Close()
+			return
+		}
+		if allow := m.allowRaft.Load(); allow != nil && !(*allow)(st.PeerCertificates[0].Subject.CommonName) {
 			tc.Close()
 			return
 		}

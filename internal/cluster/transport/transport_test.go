@@ -78,6 +78,17 @@ func TestMuxSortsAndAuthenticates(t *testing.T) {
 	c.Close()
 	sc.Close()
 
+	// A manager certificate is not enough once the filter says the node is no longer a manager.
+	mux.SetRaftFilter(func(id string) bool { return id != "m2" })
+	if c, err := peerLayer.Dial(raft.ServerAddress(addr), time.Second); err == nil {
+		c.Write([]byte("x"))
+		if accept(layer) != nil {
+			t.Fatal("a filtered-out manager opened a raft stream")
+		}
+		c.Close()
+	}
+	mux.SetRaftFilter(func(string) bool { return true })
+
 	// A worker may open control streams but not raft streams.
 	w := NewCreds(identity(t, authority, "w1", ca.WorkerOU))
 	cc, err := DialControl(context.Background(), addr, w)
