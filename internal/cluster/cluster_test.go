@@ -203,3 +203,43 @@ func TestDemotedWhileDown(t *testing.T) {
 		return err == nil && n.ManagerStatus == nil && n.Status.State == swarm.NodeStateReady
 	})
 }
+
+// Five managers keep working without two of them (the leader among them); without three they refuse
+// writes with Docker's "does not have a leader" error.
+func TestFiveManagersMinorityLoss(t *testing.T) {
+	ctx := context.Background()
+	var nodes []*testNode
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		n := newNode(t, name)
+		nodes = append(nodes, n)
+		t.Cleanup(n.s.Close)
+	}
+	if _, err := nodes[0].s.Init(ctx, swarm.InitRequest{ListenAddr: nodes[0].addr, AdvertiseAddr: nodes[0].addr}); err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := nodes[0].s.Inspect(ctx)
+	for _, n := range nodes[1:] {
+		if err := n.s.Join(ctx, swarm.JoinRequest{ListenAddr: n.addr, AdvertiseAddr: n.addr, RemoteAddrs: []string{nodes[0].addr}, JoinToken: sw.JoinTokens.Manager}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	label := func(n *testNode, v string) error {
+		node, err := n.s.Node(ctx, "e")
+		if err != nil {
+			return err
+		}
+		node.Spec.Labels = map[string]string{"v": v}
+		return n.s.UpdateNode(ctx, node.ID, node.Version.Index, node.Spec)
+	}
+	nodes[0].s.Close() // the leader
+	nodes[1].s.Close()
+	waitFor(t, 10*time.Second, "a write with 3 of 5 managers", func() bool { return label(nodes[4], "3of5") == nil })
+	nodes[2].s.Close()
+	err := label(nodes[4], "2of5")
+	if err == nil || !strings.Contains(err.Error(), "does not have a leader") {
+		t.Fatalf("write with 2 of 5 managers: %v", err)
+	}
+	if n, err := nodes[3].s.Node(ctx, "e"); err != nil || n.Spec.Labels["v"] != "3of5" {
+		t.Fatalf("state kept by the survivors: %v %v", n.Spec.Labels, err)
+	}
+}

@@ -232,8 +232,11 @@ func (s *Service) leaderCall(ctx context.Context, m *manager, op string, in, out
 		} else {
 			err = ErrNoLeader
 		}
-		if err == nil || !retryable(err) || time.Now().After(deadline) {
+		if err == nil || !retryable(err) {
 			return err
+		}
+		if time.Now().After(deadline) {
+			return ErrNoLeader // leaders kept failing or stepping down: no quorum
 		}
 		select {
 		case <-ctx.Done():
