@@ -110,6 +110,9 @@ func defaultSpec(in swarm.Spec) swarm.Spec {
 // a node is a manager when it is a raft voter.
 func (m *manager) toSwarmNode(o store.Object, n nodeObject, voters map[string]string, leaderID string) swarm.Node {
 	sn := swarm.Node{ID: o.ID, Meta: meta(o), Spec: n.Spec, Description: n.Description, Status: n.Status}
+	if co, c, ok := m.cluster(); ok {
+		sn.Description.TLSInfo = clusterInfo(co, c).TLSInfo // every node's certificate is from the one CA
+	}
 	if addr, ok := voters[o.ID]; ok {
 		reach := swarm.ReachabilityReachable
 		if n.Status.State != swarm.NodeStateReady {
