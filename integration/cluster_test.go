@@ -200,6 +200,14 @@ func TestClusterMembershipAndFailover(t *testing.T) {
 		}
 		return ""
 	})
+	// ... and ready again once restarted: a worker resumes its session from its own state.
+	w3.restart()
+	eventually(t, 15*time.Second, func() string {
+		if tbl, _ := nodeTable(m2); !strings.HasPrefix(tbl["w3"], "Ready") {
+			return "restarted worker shows " + tbl["w3"]
+		}
+		return ""
+	})
 
 	// Every manager restarts; the state is still there.
 	for _, h := range []*clusterHost{m1, m2, m3} {
@@ -222,14 +230,21 @@ func TestClusterMembershipAndFailover(t *testing.T) {
 		return ""
 	})
 
-	// Removal rules: a manager must be demoted first, a live node needs --force, a dead one does not.
+	// Removal rules: a manager must be demoted first, a live node needs --force, a dead one does not. A
+	// removed node's heartbeats are refused.
 	if r := m1.docker("node", "rm", "m2"); r.code == 0 || !strings.Contains(r.stderr, "must be demoted to worker before removal") {
 		t.Fatalf("rm of a manager: %s", r)
 	}
 	if r := m1.docker("node", "rm", "w1"); r.code == 0 || !strings.Contains(r.stderr, "is not down and can't be removed") {
 		t.Fatalf("rm of a live worker: %s", r)
 	}
-	m1.must("node", "rm", "w3")
+	m1.must("node", "rm", "--force", "w3")
+	eventually(t, 10*time.Second, func() string {
+		if got := w3.must("info", "--format", "{{.Swarm.Error}}"); !strings.Contains(got, "removed") {
+			return "a removed worker's info error: " + got
+		}
+		return ""
+	})
 	if r := m2.docker("swarm", "leave"); r.code == 0 || !strings.Contains(r.stderr, "participating as a manager") {
 		t.Fatalf("manager leave without --force: %s", r)
 	}
