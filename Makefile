@@ -29,7 +29,8 @@ integration:
 ## the package's testdata/fuzz/<Target>/; once fixed, keep it there as a seed.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := internal/archive:FuzzApply internal/build:FuzzParse internal/build:FuzzResolveIn \
-	internal/reference:FuzzParseNormalizedNamed internal/api:FuzzContainerCreate internal/container:FuzzCreateRequest
+	internal/reference:FuzzParseNormalizedNamed internal/api:FuzzContainerCreate internal/container:FuzzCreateRequest \
+	internal/cluster/ca:FuzzParseToken
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 

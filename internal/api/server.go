@@ -38,6 +38,8 @@ type Config struct {
 	Builder BuildBackend
 	// Registry serves pull, push and POST /auth.
 	Registry RegistryBackend
+	// Swarm serves the /swarm and /nodes routes (swarm.go).
+	Swarm SwarmBackend
 	// Version is served by GET /version; empty API, OS, arch and Go fields are filled in.
 	Version types.Version
 	// Logger receives one debug line per request and every internal (500) error; nil discards.
@@ -54,6 +56,7 @@ type Server struct {
 	events     EventsBackend
 	builder    BuildBackend
 	registry   RegistryBackend
+	swarm      SwarmBackend
 	version    types.Version
 	log        *slog.Logger
 	routes     []route
@@ -83,6 +86,7 @@ func New(cfg Config) *Server {
 		volumes:    cfg.Volumes,
 		events:     cfg.Events,
 		builder:    cfg.Builder,
+		swarm:      cfg.Swarm,
 		version:    completeVersion(cfg.Version),
 		log:        log,
 		stop:       make(chan struct{}),
@@ -90,6 +94,7 @@ func New(cfg Config) *Server {
 	}
 	s.routes = append(append(append(s.routeTable(), s.lifecycleRoutes()...), s.filesystemRoutes()...), s.buildRoutes()...)
 	s.routes = append(s.routes, s.volumeRoutes()...)
+	s.routes = append(s.routes, s.swarmRoutes()...)
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

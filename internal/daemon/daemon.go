@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/build"
+	"github.com/berth-dev/berth/internal/cluster"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/distribution"
@@ -73,6 +74,7 @@ type Daemon struct {
 	volumes    *volume.Service
 	events     *events.Bus
 	builds     *build.Service
+	cluster    *cluster.Service
 	snapDriver string
 	runtimes   map[string]string
 	remap      *userns.Remap
@@ -121,6 +123,8 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.db.Close()
 	defer d.networks.Close()
 	defer d.serveExecutorDebug()()
+	d.openCluster(ctx)
+	defer d.cluster.Close()
 
 	srv := api.New(api.Config{
 		Images:     imageBackend{d.images},
@@ -131,6 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 		Events:     eventsBackend{d.events},
 		Builder:    buildBackend{d.builds},
 		Registry:   registryBackend{d.dist},
+		Swarm:      d.cluster,
 		Version:    d.version(),
 		Logger:     log,
 	})

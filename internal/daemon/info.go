@@ -69,6 +69,7 @@ func (s systemInfo) Info(ctx context.Context) (*system.Info, error) {
 		info.Images = len(imgs)
 	}
 	info.Plugins.Volume = []string{"local"}
+	info.Swarm = d.cluster.Info(ctx)
 	return info, nil
 }
 
