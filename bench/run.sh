@@ -26,6 +26,7 @@ work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 sock=$work/exec/berth.sock
 started_dockerd=""
 had_docker0=$(ip -o link show docker0 2>/dev/null || true)
+had_tables=$(nft list tables 2>/dev/null || true)
 cleanup() {
   set +e
   if [ -S "$sock" ]; then
@@ -43,6 +44,10 @@ cleanup() {
     for _ in $(seq 400); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
     # dockerd leaves its bridge behind on purpose; this run made it, so it goes.
     [ -z "$had_docker0" ] && ip link del docker0 2>/dev/null
+    # So do the iptables(-nft) tables dockerd made for its NAT and filter rules, if there were none before.
+    for t in "ip nat" "ip filter" "ip6 nat" "ip6 filter"; do
+      grep -qx "table $t" <<<"$had_tables" || nft delete table $t 2>/dev/null
+    done
   fi
   grep -o "$work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
