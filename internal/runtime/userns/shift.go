@@ -1,15 +1,14 @@
 package userns
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
+	"github.com/berth-dev/berth/internal/fsutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -85,127 +84,19 @@ func (r *Remap) ShiftTree(dir string) error {
 }
 
 // CopyShifted copies the layer tree src to dst (which must not exist) with every owner moved into the
-// remap's range. Modes, times, extended attributes (overlayfs' opaque and whiteout markers among them),
-// hard links, device nodes and whiteouts are kept. The copy is made beside dst and renamed into place.
+// remap's range; everything else a layer holds is kept (fsutil.CopyTree). The copy is made beside dst
+// and renamed into place, so a copy cut short is never taken for a whole one.
 func (r *Remap) CopyShifted(src, dst string) error {
 	tmp := dst + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
 	}
-	links := map[uint64]string{}
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(tmp, rel)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		mode := st.Mode & 0o7777
-		if fi.Mode().IsRegular() && st.Nlink > 1 {
-			if first, ok := links[st.Ino]; ok {
-				return os.Link(first, to)
-			}
-			links[st.Ino] = to
-		}
-		switch {
-		case fi.IsDir():
-			err = unix.Mkdir(to, mode)
-		case fi.Mode().IsRegular():
-			err = copyFile(p, to, mode)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			var target string
-			if target, err = os.Readlink(p); err == nil {
-				err = os.Symlink(target, to)
-			}
-		default: // devices, fifos, sockets, overlayfs whiteouts (0:0 character devices)
-			err = unix.Mknod(to, st.Mode, int(st.Rdev))
-		}
-		if err != nil {
-			return fmt.Errorf("copy %s: %w", p, err)
-		}
-		// chown drops file capabilities, so the attributes come after it.
-		u, g := r.toHostIDs(int(st.Uid), int(st.Gid))
-		if err := os.Lchown(to, u, g); err != nil {
-			return err
-		}
-		if err := copyXattrs(p, to); err != nil {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			if err := unix.Chmod(to, mode); err != nil {
-				return err
-			}
-		}
-		ts := []unix.Timespec{unix.Timespec(st.Atim), unix.Timespec(st.Mtim)}
-		return unix.UtimesNanoAt(unix.AT_FDCWD, to, ts, unix.AT_SYMLINK_NOFOLLOW)
-	})
-	if err != nil {
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := fsutil.CopyTree(context.Background(), src, tmp, r.toHostIDs); err != nil {
 		_ = os.RemoveAll(tmp)
 		return err
 	}
-	// Directory times changed as their entries were made: set them again, deepest first.
-	_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				st := fi.Sys().(*syscall.Stat_t)
-				rel, _ := filepath.Rel(src, p)
-				_ = unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(tmp, rel), []unix.Timespec{unix.Timespec(st.Atim), unix.Timespec(st.Mtim)}, unix.AT_SYMLINK_NOFOLLOW)
-			}
-		}
-		return nil
-	})
 	return os.Rename(tmp, dst)
-}
-
-func copyFile(from, to string, mode uint32) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(mode&0o777))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func copyXattrs(from, to string) error {
-	size, err := unix.Llistxattr(from, nil)
-	if err != nil || size == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
-		return err
-	}
-	buf := make([]byte, size)
-	size, err = unix.Llistxattr(from, buf)
-	if err != nil {
-		return err
-	}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
-		if name == "" {
-			continue
-		}
-		vsize, err := unix.Lgetxattr(from, name, nil)
-		if err != nil {
-			return err
-		}
-		val := make([]byte, vsize)
-		if _, err := unix.Lgetxattr(from, name, val); err != nil {
-			return err
-		}
-		if err := unix.Lsetxattr(to, name, val, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
-			return fmt.Errorf("copy xattr %s of %s: %w", name, from, err)
-		}
-	}
-	return nil
 }
