@@ -330,6 +330,15 @@ func testUsernsRemap(t *testing.T, mode string) {
 	}
 	_ = hostMAC
 
+	// A TTY (the monitor's devpts instance, bound by path) and --init (the host's berth-init) work.
+	tty := exec.Command("script", "-qec", dockerBin()+" -H unix://"+d.sock+" run --rm -t "+busybox+" tty", "/dev/null")
+	if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "/dev/pts/0") {
+		t.Errorf("run -t in a remapped container: %v\n%s", err, out)
+	}
+	if got := d.must(t, "run", "--rm", "--init", busybox, "cat", "/proc/1/cmdline"); !strings.Contains(got, "docker-init") {
+		t.Errorf("--init: pid 1 is %q", got)
+	}
+
 	// What a remapped container cannot have.
 	for _, tc := range []struct {
 		args []string

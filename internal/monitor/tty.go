@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -141,5 +142,24 @@ func bindPtsInBundle(bundle, dir string) error {
 	if !bind {
 		return nil
 	}
+	if err := openToRemappedRoot(s, dir); err != nil {
+		return err
+	}
 	return spec.WriteBundle(bundle, s)
+}
+
+// openToRemappedRoot lets a container in a user namespace of its own reach its devpts instance, which
+// its init binds by path: the containers directory becomes searchable (not listable) by others, and the
+// container's own directory by the container root's group only, as its other files are.
+func openToRemappedRoot(s *specs.Spec, dir string) error {
+	if s.Linux == nil || len(s.Linux.GIDMappings) == 0 {
+		return nil
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		return err
+	}
+	if err := os.Chown(dir, 0, int(s.Linux.GIDMappings[0].HostID)); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o710)
 }
