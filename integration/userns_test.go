@@ -253,6 +253,12 @@ func testUsernsRemap(t *testing.T, mode string) {
 		t.Errorf("chown 5:5 inside shows %s", got)
 	}
 	mp := d.must(t, "volume", "inspect", "-f", "{{.Mountpoint}}", vol)
+	if mode == "idmapped" {
+		// Files the container's root makes in a volume are root's on disk: host users must not reach them.
+		if fi, err := os.Stat(filepath.Dir(filepath.Dir(mp))); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("volumes directory: %v %v, want mode 0700", fi.Mode(), err)
+		}
+	}
 	if err := syscall.Stat(filepath.Join(mp, "v"), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -268,6 +268,14 @@ func (d *Daemon) open(ctx context.Context) error {
 		return err
 	}
 	d.volumes = vols
+	if d.remap != nil && d.remap.IDMapped {
+		// Through idmapped mounts a container's root writes volume files as uid 0 on disk, setuid bits
+		// and all: no one but root may reach them on the host. (Without idmapped mounts they are owned
+		// by the remapped ids, and the container's root reaches them by this path.)
+		if err := os.Chmod(filepath.Join(opts.DataRoot, "volumes"), 0o700); err != nil {
+			return err
+		}
+	}
 	cs2, err = container.New(container.Config{
 		Root:       filepath.Join(opts.DataRoot, "containers"),
 		ExecRoot:   filepath.Join(opts.ExecRoot, "bundles"),
