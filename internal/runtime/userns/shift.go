@@ -52,10 +52,27 @@ func (r *Remap) toHostIDs(uid, gid int) (int, int) {
 	return u, g
 }
 
-// lchownKeepMode changes an owner and puts back the setuid and setgid bits chown clears.
+// lchownKeepMode changes an owner and puts back what chown clears: the setuid and setgid bits, and file
+// capabilities.
 func lchownKeepMode(p string, fi fs.FileInfo, uid, gid int) error {
+	var fcaps []byte
+	if fi.Mode().IsRegular() {
+		if n, err := unix.Lgetxattr(p, "security.capability", nil); err == nil && n > 0 {
+			fcaps = make([]byte, n)
+			if n, err = unix.Lgetxattr(p, "security.capability", fcaps); err != nil {
+				fcaps = nil
+			} else {
+				fcaps = fcaps[:n]
+			}
+		}
+	}
 	if err := os.Lchown(p, uid, gid); err != nil {
 		return err
+	}
+	if fcaps != nil {
+		if err := unix.Lsetxattr(p, "security.capability", fcaps, 0); err != nil {
+			return fmt.Errorf("restore file capabilities of %s: %w", p, err)
+		}
 	}
 	if fi.Mode()&fs.ModeSymlink == 0 && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
 		st := fi.Sys().(*syscall.Stat_t)

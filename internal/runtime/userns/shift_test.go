@@ -31,6 +31,10 @@ func TestCopyShifted(t *testing.T) {
 	must(os.Link(filepath.Join(src, "suid"), filepath.Join(src, "hardlink")))
 	must(os.Symlink("suid", filepath.Join(src, "link")))
 	must(unix.Mknod(filepath.Join(src, "whiteout"), unix.S_IFCHR, 0))
+	must(os.WriteFile(filepath.Join(src, "ping"), []byte("x"), 0o755))
+	// A v2 file capability set: cap_net_raw+ep.
+	fcaps := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00}
+	must(unix.Lsetxattr(filepath.Join(src, "ping"), "security.capability", fcaps, 0))
 	must(os.WriteFile(filepath.Join(src, "big-id"), nil, 0o644))
 	must(os.Chown(filepath.Join(src, "big-id"), 70000, 70000)) // outside the container's range
 
@@ -73,6 +77,12 @@ func TestCopyShifted(t *testing.T) {
 	fi, _ := os.Lstat(filepath.Join(src, "suid"))
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 100005 || st.Mode&0o7777 != 0o4755 {
 		t.Errorf("shifted in place: %d %o", st.Uid, st.Mode&0o7777)
+	}
+	for _, root := range []string{dst, src} {
+		buf := make([]byte, 64)
+		if n, err := unix.Lgetxattr(filepath.Join(root, "ping"), "security.capability", buf); err != nil || n != len(fcaps) {
+			t.Errorf("file capabilities in %s after the shift: %d bytes, %v", root, n, err)
+		}
 	}
 	if u, ok := r.ContainerUID(100005); !ok || u != 5 {
 		t.Errorf("ContainerUID(100005) = %d, %v", u, ok)
