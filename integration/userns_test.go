@@ -337,9 +337,9 @@ func testUsernsRemap(t *testing.T, mode string) {
 	_ = hostMAC
 
 	// A TTY (the monitor's devpts instance, bound by path) and --init (the host's berth-init) work.
-	tty := exec.Command("script", "-qec", dockerBin()+" -H unix://"+d.sock+" run --rm -t "+busybox+" tty", "/dev/null")
-	if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "/dev/pts/0") {
-		t.Errorf("run -t in a remapped container: %v\n%s", err, out)
+	tty := exec.Command("script", "-qec", dockerBin()+" -H unix://"+d.sock+" run --rm -t "+busybox+" sh -c 'tty; stat -c %u:%g /dev/pts/0'", "/dev/null")
+	if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "/dev/pts/0") || !strings.Contains(string(out), "0:5") {
+		t.Errorf("run -t in a remapped container (want its terminal /dev/pts/0, owned by its root and tty group 0:5): %v\n%s", err, out)
 	}
 	if got := d.must(t, "run", "--rm", "--init", busybox, "cat", "/proc/1/cmdline"); !strings.Contains(got, "docker-init") {
 		t.Errorf("--init: pid 1 is %q", got)

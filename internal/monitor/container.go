@@ -251,7 +251,7 @@ func (c *container) launch(ctx context.Context, p *pipes) (Proc, *logs.Writer, c
 		}
 	}
 	if c.opts.Tty && builtinRuntime(c.opts.Runtime) {
-		if err := bindPtsInBundle(c.opts.Bundle, c.dir); err != nil {
+		if err := bindPtsInBundle(c.opts.Bundle, c.dir, p.stdoutW); err != nil {
 			return nil, logw, nil, fmt.Errorf("giving the container its terminal: %w", err)
 		}
 	}

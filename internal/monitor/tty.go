@@ -121,9 +121,11 @@ func resizePty(master *os.File, height, width uint16) error {
 	return ioErr
 }
 
-// bindPtsInBundle points the bundle's /dev/pts at the container's devpts instance. A bundle without a
+// bindPtsInBundle points the bundle's /dev/pts at the container's devpts instance, and gives the
+// terminal to the container's root (and tty group) when the container has a user namespace of its own:
+// the monitor made it as the host's root, whom the container sees as nobody. A bundle without a
 // config.json is left alone (the launcher will say what is wrong with it).
-func bindPtsInBundle(bundle, dir string) error {
+func bindPtsInBundle(bundle, dir string, terminal *os.File) error {
 	s, err := spec.ReadBundle(bundle)
 	if err != nil {
 		if os.IsNotExist(err) || errors.Is(err, unix.ENOTDIR) {
@@ -145,7 +147,24 @@ func bindPtsInBundle(bundle, dir string) error {
 	if err := openToRemappedRoot(s, dir); err != nil {
 		return err
 	}
+	if uid, gid, ok := remappedTTYOwner(s); ok && terminal != nil {
+		if err := terminal.Chown(uid, gid); err != nil {
+			return fmt.Errorf("give the terminal to the container's root: %w", err)
+		}
+	}
 	return spec.WriteBundle(bundle, s)
+}
+
+// remappedTTYOwner is the host uid of a remapped container's root and gid of its tty group (5).
+func remappedTTYOwner(s *specs.Spec) (int, int, bool) {
+	if s.Linux == nil || len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0 {
+		return 0, 0, false
+	}
+	u, g := s.Linux.UIDMappings[0], s.Linux.GIDMappings[0]
+	if u.ContainerID != 0 || g.ContainerID != 0 || g.Size <= 5 {
+		return 0, 0, false
+	}
+	return int(u.HostID), int(g.HostID) + 5, true
 }
 
 // openToRemappedRoot lets a container in a user namespace of its own reach its devpts instance, which
