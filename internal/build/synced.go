@@ -25,6 +25,7 @@ import (
 	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/ctxsync"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // Synced contexts (see package ctxsync): the builder keeps, per context id, the tree a client last sent
@@ -377,7 +378,7 @@ func linkTree(base *generation, dir string, sess *syncSession) error {
 			continue
 		}
 		e := base.entries[p]
-		from, to := filepath.Join(base.dir, p), filepath.Join(dir, p)
+		to := filepath.Join(dir, p)
 		if e.Type() == syscall.S_IFDIR {
 			if err := os.Mkdir(to, 0o700); err != nil {
 				return err
@@ -387,7 +388,7 @@ func linkTree(base *generation, dir string, sess *syncSession) error {
 		if sess.need[p] {
 			continue
 		}
-		if err := os.Link(from, to); err != nil {
+		if err := linkBeneath(base.dir, p, to); err != nil {
 			return err
 		}
 	}
@@ -578,4 +579,28 @@ func (g *generation) known(p string, fi fs.FileInfo) (string, bool) {
 		return "", false
 	}
 	return f.digest, true
+}
+
+// linkBeneath hard-links the entry rel of the tree root to to, without following any symlink on the way
+// to it (nor the entry itself, if it is one): a symlink in the stored tree must never lead the link
+// outside it.
+func linkBeneath(root, rel, to string) error {
+	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootFd)
+	dir := path.Dir(rel)
+	parent := rootFd
+	if dir != "." {
+		parent, err = unix.Openat2(rootFd, dir, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err != nil {
+			return fmt.Errorf("context path %s: %w", rel, err)
+		}
+		defer unix.Close(parent)
+	}
+	return unix.Linkat(parent, path.Base(rel), unix.AT_FDCWD, to, 0)
 }

@@ -272,12 +272,16 @@ func Prepare(m Manifest) ([]Stored, error) {
 // Diff compares the tree the daemon holds (old, by path) with a new manifest and returns the paths to
 // fetch (new, changed, or racy regular files, and new or changed directories and symlinks) and the
 // paths to delete (in old, not in new), deepest first. Implicit directories are never fetched: they
-// come into being with what is in them.
+// come into being with what is in them. One that the old tree holds as something else (a symlink, a
+// file) is deleted first, so nothing is ever resolved through what used to be there.
 func Diff(old map[string]Stored, entries []Stored) (need, del []string) {
 	inNew := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		inNew[e.Path] = true
 		if e.Implicit {
+			if o, ok := old[e.Path]; ok && o.Type() != syscall.S_IFDIR {
+				del = append(del, e.Path)
+			}
 			continue
 		}
 		o, ok := old[e.Path]
