@@ -325,6 +325,28 @@ func testUsernsRemap(t *testing.T, mode string) {
 		t.Errorf("volume file seen by a plain container: %s", got)
 	}
 
+	// A local volume over a host directory of the user's is a bind: no idmapped mount, no chown.
+	devDir := filepath.Join(host, "devvol")
+	if err := os.Mkdir(devDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(devDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	devVol := "usernsdev" + strconv.Itoa(os.Getpid())
+	d.must(t, "volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device="+devDir, devVol)
+	d.must(t, "run", "--rm", "-v", devVol+":/d", busybox, "sh", "-c", "echo x > /d/f")
+	if err := syscall.Stat(filepath.Join(devDir, "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if int(st.Uid) != ruid {
+		t.Errorf("a file made by the container's root in a device volume is uid %d on the host, want %d (not remapped)", st.Uid, ruid)
+	}
+	if err := syscall.Stat(devDir, &st); err != nil || st.Uid != 0 {
+		t.Errorf("the device volume's host directory changed owner: %d %v", st.Uid, err)
+	}
+	d.must(t, "volume", "rm", devVol)
+
 	// --userns host runs in the host's user namespace.
 	if got := strings.Fields(d.must(t, "run", "--rm", "--userns", "host", busybox, "cat", "/proc/self/uid_map")); strings.Join(got, " ") != "0 0 4294967295" {
 		t.Errorf("--userns host uid_map: %v", got)

@@ -69,6 +69,9 @@ type VolumeStore interface {
 	Populate(name, src string) error
 	// Path is the volume's data directory on the host.
 	Path(name string) string
+	// HasDevice reports whether the volume mounts a device or a host directory of the user's (the local
+	// driver's type/device options) rather than keeping its data in the engine's storage.
+	HasDevice(ctx context.Context, name string) bool
 }
 
 func invalidSpec(raw string, err error) error {
@@ -548,14 +551,18 @@ func (s *Service) startMounts(ctx context.Context, r *record, rootfs string) (ou
 				}
 				copied = true
 			}
-			if rm := s.remap(r); rm != nil && !rm.IDMapped {
-				// Without idmapped mounts the volume holds host ids; a fresh one becomes the container root's.
-				if err := shiftVolumeRoot(p, rm); err != nil {
-					unmount()
-					return nil, nil, fmt.Errorf("mounting volume %s for user namespaces: %w", mp.Name, err)
+			if rm := s.remap(r); rm != nil {
+				// The user's own device or directory is like a -v bind: its owners are not remapped, neither
+				// through an idmapped mount (the container's root would be the host's root there) nor by a
+				// chown. Without idmapped mounts a volume of ours holds host ids, and a fresh one becomes the
+				// container root's.
+				plain := s.cfg.Volumes.HasDevice(ctx, mp.Name)
+				if !plain && !rm.IDMapped {
+					err = shiftVolumeRoot(p, rm)
+				} else if rm.IDMapped {
+					p, err = s.remapVolume(r, rm, p, len(out), plain)
 				}
-			} else if rm != nil {
-				if p, err = s.remapVolume(r, rm, p, len(out)); err != nil {
+				if err != nil {
 					unmount()
 					return nil, nil, fmt.Errorf("mounting volume %s for user namespaces: %w", mp.Name, err)
 				}

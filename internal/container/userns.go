@@ -91,10 +91,18 @@ func (s *Service) prepareRemapped(r *record, rm *userns.Remap) error {
 // container's root writes there are owned by root on disk, as they are for any other container, and a
 // volume can be shared between remapped and plain containers. Host directories given with -v /path:...
 // are not remapped: their files keep their host owners, as in Docker.
-func (s *Service) remapVolume(r *record, rm *userns.Remap, src string, n int) (string, error) {
+// A volume over the user's own device or directory (plain) is bound there as it is, like a -v bind: the
+// volumes directory is root's only, so the container's root could not reach it by its own path.
+func (s *Service) remapVolume(r *record, rm *userns.Remap, src string, n int, plain bool) (string, error) {
 	dir, err := s.idmapDir(r.ID, rm, strconv.Itoa(n))
 	if err != nil {
 		return "", err
+	}
+	if plain {
+		if err := unix.Mount(src, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return "", fmt.Errorf("bind %s: %w", src, err)
+		}
+		return dir, nil
 	}
 	if err := rm.BindIDMapped(src, dir, true); err != nil {
 		return "", err

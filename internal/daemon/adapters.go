@@ -262,6 +262,11 @@ func (m rootfsManager) layerDirs(ctx context.Context, id string) (container.Laye
 // volumeStore gives the container service its volumes from the volume service.
 type volumeStore struct{ *volume.Service }
 
+func (v volumeStore) HasDevice(ctx context.Context, name string) bool {
+	vol, err := v.Service.Inspect(ctx, name)
+	return err != nil || vol.Options["type"] != "" || vol.Options["device"] != ""
+}
+
 func (v volumeStore) Acquire(ctx context.Context, r container.VolumeRequest) (string, bool, error) {
 	return v.Service.Acquire(ctx, volume.AcquireOptions{Name: r.Name, Ref: r.Ref, Driver: r.Driver, Labels: r.Labels, Options: r.Options, Anonymous: r.Anonymous})
 }
