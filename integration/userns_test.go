@@ -224,6 +224,18 @@ func testUsernsRemap(t *testing.T, mode string) {
 	if got := d.must(t, "exec", "-u", "1000", id, "id", "-u"); got != "1000" {
 		t.Errorf("exec -u 1000: %q", got)
 	}
+	// An exec'd process is the remapped root on the host too, not the host's root.
+	marker := fmt.Sprintf("sleep %d", 700000+os.Getpid()%100000)
+	d.must(t, "exec", "-d", id, "sh", "-c", "exec "+marker)
+	var execPid string
+	for i := 0; i < 50 && execPid == ""; i++ {
+		out, _ := exec.Command("pgrep", "-xf", marker).Output()
+		execPid = strings.TrimSpace(string(out))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if uid, _ := statusIDs(t, strings.Fields(execPid + " x")[0]); uid != strconv.Itoa(ruid) {
+		t.Errorf("exec'd process runs as host uid %s, want %d", uid, ruid)
+	}
 
 	// Root inside is nobody special to the host's files.
 	if r := d.docker(t, "exec", id, "cat", "/host/secret"); r.code == 0 || !strings.Contains(r.stderr+r.stdout, "Permission denied") {

@@ -3,7 +3,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,11 @@ void berth_nsenter(void) {
 		fail("bad target pid");
 	}
 
+	// Not dumpable from here on: a container process that may ptrace (CAP_SYS_PTRACE in its namespace)
+	// must not take over this helper while it still holds the host's credentials (runc's CVE-2016-9962).
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail("prctl dumpable");
+
 	char path[64];
 	int fds[NNS];
 	for (size_t i = 0; i < NNS; i++) {
@@ -82,13 +89,21 @@ void berth_nsenter(void) {
 	if (root < 0)
 		fail("open container root");
 
+	int joined_user = 0;
 	for (size_t i = 0; i < NNS; i++) {
 		if (fds[i] < 0)
 			continue;
 		if (setns(fds[i], namespaces[i].type) < 0)
 			fail(namespaces[i].name);
 		close(fds[i]);
+		if (namespaces[i].type == CLONE_NEWUSER)
+			joined_user = 1;
 	}
+	// setns keeps our ids: we would still be the host's root (uid 0 outside the container's mapping)
+	// until the Go half switches to the container's user. Become the namespace's root at once, as runc
+	// does, so nothing runs in the container as the host's root.
+	if (joined_user && (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+		fail("become the user namespace's root");
 	if (fchdir(root) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		fail("enter container root");
 	close(root);
