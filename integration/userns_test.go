@@ -184,6 +184,11 @@ func testUsernsRemap(t *testing.T, mode string) {
 	if ruid == 0 || rgid == 0 {
 		t.Fatalf("remap range starts at %d:%d", ruid, rgid)
 	}
+	// The data root: no one else may walk it; the remapped root's group may.
+	var rootSt syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(env.tmp, "userns-"+mode, "data"), &rootSt); err != nil || rootSt.Mode&0o777 != 0o710 || int(rootSt.Gid) != rgid {
+		t.Errorf("data root: mode %o gid %d (%v), want 0710 and group %d", rootSt.Mode&0o777, rootSt.Gid, err, rgid)
+	}
 	if info := d.must(t, "info", "--format", "{{.SecurityOptions}}"); !strings.Contains(info, "name=userns") {
 		t.Errorf("docker info security options: %s", info)
 	}

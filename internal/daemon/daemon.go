@@ -184,6 +184,19 @@ func (d *Daemon) open(ctx context.Context) error {
 	if d.remap, err = userns.Parse(opts.UsernsRemap); err != nil {
 		return err
 	}
+	// The data root is no one else's to walk: containers' layers and volumes hold files that are root's
+	// on disk, setuid bits included (the CVE-2021-41091 class). The exec root stays searchable, for the
+	// socket. A remapped container's root reaches its files through the group, as with Docker.
+	dataGID := 0
+	if d.remap != nil {
+		dataGID = d.remap.RootGID()
+	}
+	if err := os.Chown(opts.DataRoot, 0, dataGID); err != nil {
+		return err
+	}
+	if err := os.Chmod(opts.DataRoot, 0o710); err != nil {
+		return err
+	}
 	if d.remap != nil {
 		why, err := d.remap.Check(opts.DataRoot, opts.ExecRoot)
 		if err != nil {

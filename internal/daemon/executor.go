@@ -78,6 +78,12 @@ func (d *Daemon) serveExecutorDebug() (stop func()) {
 	}
 	_ = os.Remove(path)
 	l, err := net.Listen("unix", path)
+	if err == nil {
+		// It runs any task spec it is given, so it is root's alone whatever the umask.
+		if err = os.Chmod(path, 0o600); err != nil {
+			l.Close()
+		}
+	}
 	if err != nil {
 		d.log.Error("debug executor", "err", err)
 		_ = ex.Close()

@@ -129,7 +129,9 @@ func (r *Remap) Check(roots ...string) (fallbackReason error, err error) {
 			if err != nil {
 				return nil, err
 			}
-			if fi.Mode().Perm()&0o001 == 0 {
+			st := fi.Sys().(*syscall.Stat_t)
+			byGroup := int(st.Gid) == r.RootGID() && fi.Mode().Perm()&0o010 != 0
+			if fi.Mode().Perm()&0o001 == 0 && !byGroup {
 				return nil, fmt.Errorf("--userns-remap: %s is not searchable by others (mode %v), so containers' remapped root (uid %d) cannot reach %s: chmod o+x %s",
 					dir, fi.Mode().Perm(), r.RootUID(), root, dir)
 			}
