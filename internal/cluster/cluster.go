@@ -69,6 +69,8 @@ type Config struct {
 	Logger      *slog.Logger
 	// RaftLog receives the raft library's own log lines (warnings and errors); nil discards.
 	RaftLog io.Writer
+	// NewExecutor makes the executor of this node's tasks; nil runs no tasks here.
+	NewExecutor func(nodeID string) (Executor, error)
 }
 
 // Role is a node's role.
@@ -161,6 +163,7 @@ type manager struct {
 	mux      *transport.Mux
 	ctrl     *http.Server
 	status   *statusTracker
+	statuses *statusQueue
 	stopLoop context.CancelFunc
 	// demoting is set once the manager has seen its own demotion and started becoming a worker.
 	demoting atomic.Bool
