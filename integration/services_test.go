@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -143,6 +144,41 @@ func TestClusterServices(t *testing.T) {
 		t.Fatalf("service logs: %s", r)
 	}
 
+	// The berth CLI: create waits for convergence unless -d.
+	if r := m1.berth("service", "create", "--name", "one", "--replicas", "2", "--stop-grace-period", "1s", busybox, "sleep", "1d"); r.code != 0 {
+		t.Fatalf("berth service create: %s", r)
+	}
+	if r := m1.berth("service", "ls"); r.code != 0 || !regexpMatch(`(?m)^\w{12}\s+one\s+replicated\s+2/2\s+busybox:latest`, r.stdout) {
+		t.Fatalf("berth service ls: %s", r)
+	}
+	if r := m1.berth("service", "ps", "one", "--format", "{{.Name}} {{.DesiredState}}"); r.code != 0 || strings.TrimSpace(r.stdout) != "one.1 Running\none.2 Running" {
+		t.Fatalf("berth service ps: %s", r)
+	}
+	if r := m1.berth("service", "scale", "one=1"); r.code != 0 || !strings.Contains(r.stdout, "one scaled to 1") {
+		t.Fatalf("berth service scale: %s", r)
+	}
+	if got := serviceReplicas(m1, "one"); got != "1/1" {
+		t.Fatalf("one after berth service scale: %s", got)
+	}
+	if r := m1.berth("service", "update", "--env-add", "A=1", "one"); r.code != 0 {
+		t.Fatalf("berth service update: %s", r)
+	}
+	if got := m1.must("service", "inspect", "one", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{.UpdateStatus.State}}"); got != "[A=1] completed" {
+		t.Fatalf("one after berth service update: %q", got)
+	}
+	if r := m1.berth("service", "rollback", "one"); r.code != 0 {
+		t.Fatalf("berth service rollback: %s", r)
+	}
+	if got := m1.must("service", "inspect", "one", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Env}}"); got != "[]" {
+		t.Fatalf("one after berth service rollback: %q", got)
+	}
+	if r := m1.berth("service", "inspect", "--format", "{{.Spec.Name}}", "one"); r.code != 0 || strings.TrimSpace(r.stdout) != "one" {
+		t.Fatalf("berth service inspect: %s", r)
+	}
+	if r := m1.berth("service", "rm", "one"); r.code != 0 {
+		t.Fatalf("berth service rm: %s", r)
+	}
+
 	// Scale down and up.
 	m1.must("service", "scale", "-d", "web=3")
 	eventually(t, 20*time.Second, func() string {
@@ -167,6 +203,9 @@ func TestClusterServices(t *testing.T) {
 	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "pinned", "--constraint", "node.labels.zone==nowhere", busybox, "sleep", "1d")
 	eventually(t, 10*time.Second, func() string {
 		r := m1.docker("service", "ps", "--no-trunc", "pinned", "--format", "{{.CurrentState}}|{{.Error}}")
+		if b := m1.berth("service", "ps", "--no-trunc", "pinned"); !strings.Contains(b.stdout, "scheduling constraints not satisfied on 3 nodes") {
+			return "berth service ps pinned: " + b.String()
+		}
 		if !strings.HasPrefix(r.stdout, "Pending") || !strings.Contains(r.stdout, "no suitable node (scheduling constraints not satisfied on 3 nodes)") {
 			return "pinned: " + r.String()
 		}
@@ -246,3 +285,5 @@ func TestClusterServices(t *testing.T) {
 		t.Fatalf("services left: %q", got)
 	}
 }
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }

@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/orchestrator"
 	"github.com/berth-dev/berth/internal/cluster/store"
@@ -197,13 +199,18 @@ func (s *Service) UpdateService(ctx context.Context, ref string, version uint64,
 			return errdefs.InvalidParameter(errors.New("rpc error: code = Unimplemented desc = renaming services is not supported"))
 		}
 		sv.Spec, sv.PreviousSpec = spec, &cur
-		sv.UpdateStatus = nil
+		if !bytes.Equal(encode(cur.TaskTemplate), encode(spec.TaskTemplate)) {
+			// The rollout starts now, so a client that waits for it sees it under way at once.
+			now := time.Now().UTC()
+			sv.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: "update in progress"}
+		}
 	case "previous":
 		if sv.PreviousSpec == nil {
 			return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = service %s does not have a previous spec", sv.ID))
 		}
 		sv.Spec, sv.PreviousSpec = *sv.PreviousSpec, &cur
-		sv.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, Message: "manually requested rollback"}
+		now := time.Now().UTC()
+		sv.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, StartedAt: &now, Message: "manually requested rollback"}
 	default:
 		return errdefs.InvalidParameter(fmt.Errorf("unrecognized rollback option %s", rollback))
 	}
