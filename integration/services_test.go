@@ -246,7 +246,7 @@ func TestClusterServices(t *testing.T) {
 			return "web update status: " + got
 		}
 		if rep := serviceReplicas(m1, "web"); rep != "3/3" {
-			return "web replicas after rollback " + rep
+			return "web replicas after rollback " + rep + "\n" + m1.docker("service", "ps", "--no-trunc", "web").stdout
 		}
 		return ""
 	})
@@ -287,3 +287,59 @@ func TestClusterServices(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestClusterServicesLeaderFailover: the leader is killed; the new leader keeps the services and task
+// statuses (they are in the store) and goes on orchestrating.
+func TestClusterServicesLeaderFailover(t *testing.T) {
+	c := newTestCluster(t, "fm1", "fm2", "fm3")
+	m1, m2, m3 := c.host("fm1"), c.host("fm2"), c.host("fm3")
+	for _, h := range c.hosts {
+		if r := h.berth("import", filepath.Join(env.tmp, "busybox.tar"), busybox); r.code != 0 {
+			t.Fatalf("%s: import busybox: %s", h.name, r)
+		}
+	}
+	m1.must("swarm", "init", "--advertise-addr", m1.ip)
+	tok := m1.must("swarm", "join-token", "-q", "manager")
+	for _, h := range []*clusterHost{m2, m3} {
+		h.must("swarm", "join", "--token", tok, m1.ip+":2377")
+	}
+	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "web", "--replicas", "6", "--stop-grace-period", "1s", busybox, "sleep", "1d")
+	eventually(t, 20*time.Second, func() string {
+		if on := runningOn(m1, "web"); sum(on) != 6 || len(on) != 3 {
+			return fmt.Sprintf("web: %v", on)
+		}
+		return ""
+	})
+	// Every manager serves the same tasks, statuses included.
+	if a, b := m1.must("service", "ps", "web", "--format", "{{.ID}} {{.Node}} {{.CurrentState}}"), m3.must("service", "ps", "web", "--format", "{{.ID}} {{.Node}} {{.CurrentState}}"); !strings.Contains(b, "Running") || len(strings.Split(a, "\n")) != len(strings.Split(b, "\n")) {
+		t.Fatalf("service ps on fm1:\n%s\non fm3:\n%s", a, b)
+	}
+	m1.kill(syscall.SIGKILL)
+	eventually(t, 20*time.Second, func() string {
+		if l := leaderOf(m2); l != "fm2" && l != "fm3" {
+			return "no new leader: " + l
+		}
+		on := runningOn(m2, "web")
+		if on["fm1"] != 0 || sum(on) != 6 {
+			tbl, _ := nodeTable(m2)
+			return fmt.Sprintf("web after the leader died: %v; nodes %v; tasks:\n%s", on, tbl, m2.docker("service", "ps", "web").stdout)
+		}
+		return ""
+	})
+	m2.must("service", "scale", "-d", "web=8")
+	eventually(t, 20*time.Second, func() string {
+		if got := serviceReplicas(m3, "web"); got != "8/8" {
+			return "web after scaling on the new leader: " + got
+		}
+		return ""
+	})
+	m3.must("service", "rm", "web")
+	eventually(t, 20*time.Second, func() string {
+		for _, h := range []*clusterHost{m2, m3} {
+			if got := svcTaskContainers(h, true); len(got) > 0 {
+				return fmt.Sprintf("%s still has task containers: %v", h.name, got)
+			}
+		}
+		return ""
+	})
+}

@@ -62,24 +62,36 @@ func (q *statusQueue) putBack(p map[string]swarm.TaskStatus) {
 	}
 }
 
-// orchestrate is the loop; it ends with the manager.
+// orchestrate is the loop; it ends with the manager. A pass runs on a change, a reported status, a
+// wake-up the orchestrator asked for, or when this manager has just become the leader.
 func (s *Service) orchestrate(ctx context.Context, m *manager) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	idle := time.NewTicker(250 * time.Millisecond) // notices gained leadership and missed wakes
+	idle := time.NewTicker(250 * time.Millisecond) // notices gained leadership
 	defer idle.Stop()
+	due, led := true, false
+	var seen uint64      // the store index the last pass read
+	var wakeAt time.Time // when the orchestrator asked to run again
 	for {
 		changed := m.store.Changed()
-		wait := time.Hour
-		if m.isLeader() {
+		idx := m.store.Index()
+		lead := m.isLeader()
+		if lead && !led {
+			s.log.Info("swarm: orchestrating services as the leader")
+		}
+		if lead && (due || !led || idx != seen) {
+			seen = idx
 			wake, err := s.reconcilePass(m)
-			switch {
-			case err != nil:
+			wakeAt = wake
+			if err != nil {
 				s.log.Debug("swarm: orchestration pass", "err", err)
-				wait = 200 * time.Millisecond
-			case !wake.IsZero():
-				wait = max(time.Until(wake), coalesce)
+				wakeAt = time.Now().Add(200 * time.Millisecond)
 			}
+		}
+		led, due = lead, false
+		wait := time.Hour
+		if !wakeAt.IsZero() {
+			wait = max(time.Until(wakeAt), coalesce)
 		}
 		timer.Reset(wait)
 		select {
@@ -87,7 +99,9 @@ func (s *Service) orchestrate(ctx context.Context, m *manager) {
 			return
 		case <-changed:
 		case <-m.statuses.kick:
+			due = true
 		case <-timer.C:
+			due = true
 		case <-idle.C:
 		}
 		time.Sleep(coalesce)
@@ -148,6 +162,7 @@ func (s *Service) reconcilePass(m *manager) (time.Time, error) {
 	if len(changes) == 0 {
 		return plan.Wake, nil
 	}
+	s.log.Debug("swarm: orchestration pass", "create", len(plan.Create), "update", len(plan.Update), "delete", len(changes)-len(plan.Create)-len(reported)-len(plan.Services), "statuses", len(statuses), "services", len(plan.Services))
 	if _, err := m.applyLocal(store.Command{Time: now, Changes: changes}); err != nil {
 		m.statuses.putBack(statuses)
 		return time.Time{}, err
