@@ -144,6 +144,15 @@ func TestClusterServices(t *testing.T) {
 		t.Fatalf("service logs: %s", r)
 	}
 
+	// Without -d the docker CLI follows the tasks until they are up to date and stable.
+	if r := m1.docker("service", "create", "--no-resolve-image", "--name", "steady", "--replicas", "2", "--stop-grace-period", "1s", busybox, "sleep", "1d"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "converged") {
+		t.Fatalf("docker service create without -d: %s", r)
+	}
+	if got := serviceReplicas(m1, "steady"); got != "2/2" {
+		t.Fatalf("steady after create: %s", got)
+	}
+	m1.must("service", "rm", "steady")
+
 	// The berth CLI: create waits for convergence unless -d.
 	if r := m1.berth("service", "create", "--name", "one", "--replicas", "2", "--stop-grace-period", "1s", busybox, "sleep", "1d"); r.code != 0 {
 		t.Fatalf("berth service create: %s", r)

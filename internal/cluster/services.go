@@ -22,7 +22,8 @@ import (
 
 var (
 	serviceFilters = map[string]bool{"id": true, "name": true, "label": true, "mode": true}
-	taskFilters    = map[string]bool{"id": true, "name": true, "service": true, "node": true, "desired-state": true, "label": true}
+	// _up-to-date (tasks of the service's current template) is what the docker CLI's progress display asks for.
+	taskFilters = map[string]bool{"id": true, "name": true, "service": true, "node": true, "desired-state": true, "label": true, "_up-to-date": true}
 )
 
 // errNameConflict is Docker's answer to a service name already taken.
@@ -242,9 +243,13 @@ func (s *Service) Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, erro
 	}
 	svcIDs := map[string]bool{}
 	names := map[string]string{}
+	templates := map[string]string{}
 	for _, o := range m.store.List(kindService) {
-		names[o.ID] = toService(o).Spec.Name
+		sv := toService(o)
+		names[o.ID] = sv.Spec.Name
+		templates[o.ID] = string(encode(sv.Spec.TaskTemplate))
 	}
+	upToDate := f.Contains("_up-to-date")
 	for _, ref := range f.Get("service") {
 		o, _, err := m.resolveService(ref)
 		if err != nil {
@@ -271,12 +276,20 @@ func (s *Service) Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, erro
 			f.Contains("desired-state") && !f.ExactMatch("desired-state", string(t.DesiredState)),
 			f.Contains("id") && !anyPrefix(t.ID, f.Get("id")),
 			f.Contains("name") && !anyPrefix(name, f.Get("name")),
-			f.Contains("label") && !f.MatchKVList("label", t.Spec.ContainerSpec.Labels):
+			f.Contains("label") && !f.MatchKVList("label", taskLabels(t)),
+			upToDate && string(encode(t.Spec)) != templates[t.ServiceID]:
 			continue
 		}
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+func taskLabels(t swarm.Task) map[string]string {
+	if t.Spec.ContainerSpec == nil {
+		return nil
+	}
+	return t.Spec.ContainerSpec.Labels
 }
 
 // taskName is Docker's <service>.<slot> (or <service>.<node> for global services).
