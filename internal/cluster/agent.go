@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -49,6 +50,11 @@ type taskStatusRequest struct {
 	NodeID  string                  `json:"nodeID"`
 	Updates []executor.StatusUpdate `json:"updates"`
 }
+
+// errNotCaughtUp is what a manager answers an assignments call with unless it leads with a store that
+// has caught up: a lagging store could tell a node to remove the containers of tasks it does not know
+// yet. The node asks another manager.
+var errNotCaughtUp = errdefs.Unavailable(errors.New("this manager does not lead or has not caught up"))
 
 // assignments answers the tasks of node once they differ from what fingerprint describes, or after
 // pollWait.
@@ -108,7 +114,7 @@ func (m *manager) acceptStatuses(req taskStatusRequest) error {
 			continue
 		}
 		if toTask(o).NodeID != req.NodeID {
-			return errdefs.Forbidden(fmt.Errorf("task %s is not assigned to node %s", u.TaskID, req.NodeID))
+			continue // a node reports only its own tasks
 		}
 		ok = append(ok, u)
 	}
@@ -173,10 +179,17 @@ func (s *Service) fetchAssignments(ctx context.Context, nodeID, fingerprint stri
 	if v.state == nil {
 		return assignmentsResponse{}, ErrNotInSwarm
 	}
-	if v.mgr != nil {
-		return v.mgr.assignments(ctx, nodeID, fingerprint), nil
-	}
 	var resp assignmentsResponse
+	if m := v.mgr; m != nil {
+		if m.isLeader() && m.caughtUp.Load() {
+			return m.assignments(ctx, nodeID, fingerprint), nil
+		}
+		if addr, _ := m.raft.LeaderWithID(); addr != "" {
+			body, _ := json.Marshal(assignmentsRequest{NodeID: nodeID, Fingerprint: fingerprint})
+			err := s.client.post(ctx, string(addr), pathAssignments, body, &resp)
+			return resp, err
+		}
+	}
 	err := s.workerCall(ctx, v.state, pathAssignments, assignmentsRequest{NodeID: nodeID, Fingerprint: fingerprint}, &resp)
 	return resp, err
 }
@@ -210,6 +223,7 @@ func (s *Service) reportStatuses(ctx context.Context, nodeID string, ex Executor
 				break drain
 			}
 		}
+		batch = latest(batch)
 		if err := s.sendStatuses(ctx, nodeID, batch); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -235,4 +249,20 @@ func (s *Service) sendStatuses(ctx context.Context, nodeID string, us []executor
 		}
 	}
 	return s.workerCall(ctx, v.state, pathTaskStatus, req, nil)
+}
+
+// latest keeps the last status of each task: a batch that waited for a manager does not grow without
+// bound, and the leader only needs where each task is now.
+func latest(us []executor.StatusUpdate) []executor.StatusUpdate {
+	last := map[string]int{}
+	for i, u := range us {
+		last[u.TaskID] = i
+	}
+	out := us[:0]
+	for i, u := range us {
+		if last[u.TaskID] == i {
+			out = append(out, u)
+		}
+	}
+	return out
 }

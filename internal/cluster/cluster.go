@@ -113,6 +113,9 @@ type Service struct {
 	lastErr string // the last heartbeat failure, shown by `docker info`
 
 	client *controlClient
+	// agents counts the running node agents; stopping waits for them, so the executor is closed before
+	// the engine underneath goes.
+	agents sync.WaitGroup
 
 	// view is what readers (Info, the node and swarm routes) see: published by every change above, so
 	// that they never wait for a join or a promotion in progress, which hold mu for seconds.
@@ -167,6 +170,9 @@ type manager struct {
 	stopLoop context.CancelFunc
 	// demoting is set once the manager has seen its own demotion and started becoming a worker.
 	demoting atomic.Bool
+	// caughtUp is set while this manager leads and has applied everything committed before its term:
+	// only then does it orchestrate and tell nodes their tasks.
+	caughtUp atomic.Bool
 }
 
 // New returns the service; Start resumes a node that was part of a cluster.
@@ -229,6 +235,12 @@ func (s *Service) stopLocked() {
 	if s.session != nil {
 		s.session()
 		s.session = nil
+		done := make(chan struct{})
+		go func() { s.agents.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
 	}
 	if s.mgr != nil {
 		s.mgr.shutdown()

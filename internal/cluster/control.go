@@ -126,6 +126,10 @@ func (s *Service) controlHandler(m *manager) http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
+		if !m.isLeader() || !m.caughtUp.Load() {
+			reply(w, nil, errNotCaughtUp)
+			return
+		}
 		reply(w, m.assignments(r.Context(), id, req.Fingerprint), nil)
 	})
 	mux.HandleFunc("POST "+pathTaskStatus, func(w http.ResponseWriter, r *http.Request) {

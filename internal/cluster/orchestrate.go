@@ -77,7 +77,18 @@ func (s *Service) orchestrate(ctx context.Context, m *manager) {
 		idx := m.store.Index()
 		lead := m.isLeader()
 		if lead && !led {
-			s.log.Info("swarm: orchestrating services as the leader")
+			// Everything committed before this term is applied first: a pass on a store that lags
+			// would place tasks that already exist.
+			if err := m.raft.Barrier(5 * time.Second).Error(); err != nil {
+				s.log.Debug("swarm: waiting for the store to catch up", "err", err)
+				lead = false
+			} else {
+				m.caughtUp.Store(true)
+				s.log.Info("swarm: orchestrating services as the leader")
+			}
+		}
+		if !lead {
+			m.caughtUp.Store(false)
 		}
 		if lead && (due || !led || idx != seen) {
 			seen = idx

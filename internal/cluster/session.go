@@ -97,7 +97,8 @@ func (s *Service) startSession() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.session = cancel
 	if s.state != nil {
-		go s.runAgent(ctx, s.state.NodeID)
+		s.agents.Add(1)
+		go func(id string) { defer s.agents.Done(); s.runAgent(ctx, id) }(s.state.NodeID)
 	}
 	go func() {
 		t := time.NewTicker(HeartbeatPeriod)
