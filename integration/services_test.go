@@ -153,6 +153,19 @@ func TestClusterServices(t *testing.T) {
 	}
 	m1.must("service", "rm", "steady")
 
+	// A global service runs one task on every node; it cannot be scaled.
+	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "everywhere", "--mode", "global", "--stop-grace-period", "1s", busybox, "sleep", "1d")
+	eventually(t, 20*time.Second, func() string {
+		if on := runningOn(m1, "everywhere"); len(on) != 3 || sum(on) != 3 {
+			return fmt.Sprintf("global service: %v", on)
+		}
+		return ""
+	})
+	if r := m1.docker("service", "scale", "-d", "everywhere=2"); r.code == 0 || !strings.Contains(r.stderr, "scale can only be used with replicated") {
+		t.Fatalf("scaling a global service: %s", r)
+	}
+	m1.must("service", "rm", "everywhere")
+
 	// The berth CLI: create waits for convergence unless -d.
 	if r := m1.berth("service", "create", "--name", "one", "--replicas", "2", "--stop-grace-period", "1s", busybox, "sleep", "1d"); r.code != 0 {
 		t.Fatalf("berth service create: %s", r)
