@@ -293,6 +293,21 @@ func TestClusterServices(t *testing.T) {
 		return ""
 	})
 
+	// A worker that leaves removes its task containers; its tasks run on the nodes left.
+	if len(svcTaskContainers(w1, true)) == 0 {
+		t.Fatal("no task containers on sw1 before it leaves")
+	}
+	w1.must("swarm", "leave")
+	if got := svcTaskContainers(w1, true); len(got) > 0 {
+		t.Fatalf("sw1 kept task containers after swarm leave: %v", got)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if on := runningOn(m1, "web"); on["sm1"] != 3 {
+			return fmt.Sprintf("web after sw1 left: %v", on)
+		}
+		return ""
+	})
+
 	// service rm removes the containers on every live node.
 	m1.must("service", "rm", "web", "pinned")
 	eventually(t, 20*time.Second, func() string {

@@ -132,7 +132,12 @@ func (s *Service) runAgent(ctx context.Context, nodeID string) {
 		s.log.Error("swarm: starting the task executor", "err", err)
 		return
 	}
-	defer ex.Close()
+	defer func() {
+		_ = ex.Close()
+		if s.leaving.Load() {
+			s.removeTasks(nodeID)
+		}
+	}()
 	go s.reportStatuses(ctx, nodeID, ex)
 	fingerprint := ""
 	for ctx.Err() == nil {
@@ -265,4 +270,19 @@ func latest(us []executor.StatusUpdate) []executor.StatusUpdate {
 		}
 	}
 	return out
+}
+
+// removeTasks removes this node's task containers when it leaves the swarm: a fresh executor given no
+// tasks removes every task container it finds.
+func (s *Service) removeTasks(nodeID string) {
+	ex, err := s.cfg.NewExecutor(nodeID)
+	if err != nil {
+		return
+	}
+	defer ex.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if err := ex.Apply(ctx, nil); err != nil {
+		s.log.Warn("swarm: removing task containers on leave", "err", err)
+	}
 }

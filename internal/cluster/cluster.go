@@ -116,6 +116,9 @@ type Service struct {
 	// agents counts the running node agents; stopping waits for them, so the executor is closed before
 	// the engine underneath goes.
 	agents sync.WaitGroup
+	// leaving is set while the node leaves the swarm: its agent removes the task containers then, as
+	// Docker does.
+	leaving atomic.Bool
 
 	// view is what readers (Info, the node and swarm routes) see: published by every change above, so
 	// that they never wait for a join or a promotion in progress, which hold mu for seconds.
