@@ -139,7 +139,10 @@ func (h *clusterHost) start() {
 	}
 	defer lf.Close()
 	// unshare -u and sh exec in place, so cmd's pid is berthd's: kill -9 hits the daemon itself.
-	h.cmd = exec.Command("ip", "netns", "exec", h.ns, "unshare", "-u", "sh", "-c", `hostname "$0" && exec "$@"`, h.name,
+	// ip netns exec mounts a fresh /sys in its private mount namespace, without the cgroup2 tree
+	// under it: mount it again there so task containers get their cgroups.
+	h.cmd = exec.Command("ip", "netns", "exec", h.ns, "unshare", "-u", "sh", "-c",
+		`{ mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup; } && hostname "$0" && exec "$@"`, h.name,
 		env.berthd, "--data-root", h.data, "--exec-root", h.exec, "--log-level", "debug",
 		"--registry-certs-dir", filepath.Join(h.c.dir, "certs.d"))
 	h.cmd.Stdout, h.cmd.Stderr = lf, lf

@@ -23,6 +23,15 @@ type SwarmBackend interface {
 	Node(ctx context.Context, ref string) (swarm.Node, error)
 	UpdateNode(ctx context.Context, ref string, version uint64, spec swarm.NodeSpec) error
 	RemoveNode(ctx context.Context, ref string, force bool) error
+
+	// Services and tasks (services.go).
+	CreateService(ctx context.Context, spec swarm.ServiceSpec) (string, error)
+	Services(ctx context.Context, f filters.Args, status bool) ([]swarm.Service, error)
+	InspectService(ctx context.Context, ref string) (swarm.Service, error)
+	UpdateService(ctx context.Context, ref string, version uint64, spec swarm.ServiceSpec, rollback string) error
+	RemoveService(ctx context.Context, ref string) error
+	Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error)
+	InspectTask(ctx context.Context, ref string) (swarm.Task, error)
 }
 
 func (s *Server) swarmRoutes() []route {
@@ -38,6 +47,15 @@ func (s *Server) swarmRoutes() []route {
 		named(http.MethodGet, "/nodes/", "", s.nodeInspect),
 		named(http.MethodDelete, "/nodes/", "", s.nodeRemove),
 		named(http.MethodPost, "/nodes/", "/update", s.nodeUpdate),
+		fixed(http.MethodGet, "/services", s.serviceList),
+		fixed(http.MethodPost, "/services/create", s.serviceCreate),
+		named(http.MethodGet, "/services/", "", s.serviceInspect),
+		named(http.MethodDelete, "/services/", "", s.serviceRemove),
+		named(http.MethodPost, "/services/", "/update", s.serviceUpdate),
+		named(http.MethodGet, "/services/", "/logs", s.serviceLogs),
+		fixed(http.MethodGet, "/tasks", s.taskList),
+		named(http.MethodGet, "/tasks/", "", s.taskInspect),
+		named(http.MethodGet, "/tasks/", "/logs", s.serviceLogs),
 	}
 }
 

@@ -48,6 +48,31 @@ func (f *fakeSwarm) RemoveNode(_ context.Context, ref string, force bool) error 
 	return f.err
 }
 
+func (f *fakeSwarm) CreateService(context.Context, swarm.ServiceSpec) (string, error) {
+	return "svc1", f.err
+}
+func (f *fakeSwarm) Services(_ context.Context, fl filters.Args, _ bool) ([]swarm.Service, error) {
+	f.filters = fl
+	return []swarm.Service{}, f.err
+}
+func (f *fakeSwarm) InspectService(_ context.Context, ref string) (swarm.Service, error) {
+	f.ref = ref
+	return swarm.Service{ID: ref}, f.err
+}
+func (f *fakeSwarm) UpdateService(_ context.Context, ref string, v uint64, _ swarm.ServiceSpec, _ string) error {
+	f.ref, f.version = ref, v
+	return f.err
+}
+func (f *fakeSwarm) RemoveService(_ context.Context, ref string) error { f.ref = ref; return f.err }
+func (f *fakeSwarm) Tasks(_ context.Context, fl filters.Args) ([]swarm.Task, error) {
+	f.filters = fl
+	return []swarm.Task{}, f.err
+}
+func (f *fakeSwarm) InspectTask(_ context.Context, ref string) (swarm.Task, error) {
+	f.ref = ref
+	return swarm.Task{ID: ref}, f.err
+}
+
 func call(t *testing.T, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -164,7 +164,7 @@ func newRootCommand(e *env) *cobra.Command {
 	irm := newRmiCommand(e)
 	irm.Use, irm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove", "rmi"}
 	img.AddCommand(ils, irm, newInspectCommand(e, "image"), newImagePruneCommand(e))
-	root.AddCommand(ctr, img, newNetworkCommand(e), newVolumeCommand(e), newSwarmCommand(e), newNodeCommand(e))
+	root.AddCommand(ctr, img, newNetworkCommand(e), newVolumeCommand(e), newSwarmCommand(e), newNodeCommand(e), newServiceCommand(e))
 
 	sys := &cobra.Command{Use: "system", Short: "Manage Berth", Args: noArgs, RunE: showHelp}
 	sysInfo := newInfoCommand(e)

@@ -69,6 +69,8 @@ type Config struct {
 	Logger      *slog.Logger
 	// RaftLog receives the raft library's own log lines (warnings and errors); nil discards.
 	RaftLog io.Writer
+	// NewExecutor makes the executor of this node's tasks; nil runs no tasks here.
+	NewExecutor func(nodeID string) (Executor, error)
 }
 
 // Role is a node's role.
@@ -111,6 +113,12 @@ type Service struct {
 	lastErr string // the last heartbeat failure, shown by `docker info`
 
 	client *controlClient
+	// agents counts the running node agents; stopping waits for them, so the executor is closed before
+	// the engine underneath goes.
+	agents sync.WaitGroup
+	// leaving is set while the node leaves the swarm: its agent removes the task containers then, as
+	// Docker does.
+	leaving atomic.Bool
 
 	// view is what readers (Info, the node and swarm routes) see: published by every change above, so
 	// that they never wait for a join or a promotion in progress, which hold mu for seconds.
@@ -161,9 +169,13 @@ type manager struct {
 	mux      *transport.Mux
 	ctrl     *http.Server
 	status   *statusTracker
+	statuses *statusQueue
 	stopLoop context.CancelFunc
 	// demoting is set once the manager has seen its own demotion and started becoming a worker.
 	demoting atomic.Bool
+	// caughtUp is set while this manager leads and has applied everything committed before its term:
+	// only then does it orchestrate and tell nodes their tasks.
+	caughtUp atomic.Bool
 }
 
 // New returns the service; Start resumes a node that was part of a cluster.
@@ -226,6 +238,12 @@ func (s *Service) stopLocked() {
 	if s.session != nil {
 		s.session()
 		s.session = nil
+		done := make(chan struct{})
+		go func() { s.agents.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
 	}
 	if s.mgr != nil {
 		s.mgr.shutdown()

@@ -117,6 +117,33 @@ func (s *Service) controlHandler(m *manager) http.Handler {
 			reply(w, out, err)
 		})
 	}
+	mux.HandleFunc("POST "+pathAssignments, func(w http.ResponseWriter, r *http.Request) {
+		id, _, ok := peer(w, r)
+		if !ok {
+			return
+		}
+		var req assignmentsRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if !m.isLeader() || !m.caughtUp.Load() {
+			reply(w, nil, errNotCaughtUp)
+			return
+		}
+		reply(w, m.assignments(r.Context(), id, req.Fingerprint), nil)
+	})
+	mux.HandleFunc("POST "+pathTaskStatus, func(w http.ResponseWriter, r *http.Request) {
+		id, _, ok := peer(w, r)
+		if !ok {
+			return
+		}
+		var req taskStatusRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		req.NodeID = id
+		reply(w, nil, s.leaderCall(r.Context(), m, opTaskStatus, req, nil))
+	})
 	mux.HandleFunc("POST /leader/{op}", func(w http.ResponseWriter, r *http.Request) {
 		if id, role, ok := peer(w, r); !ok {
 			return
@@ -185,6 +212,12 @@ func (s *Service) leaderOp(ctx context.Context, m *manager, op string, body []by
 		}
 		idx, err := m.applyLocal(cmd)
 		return applyResponse{Index: idx}, err
+	case opTaskStatus:
+		var req taskStatusRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, errdefs.InvalidParameter(err)
+		}
+		return nil, m.acceptStatuses(req)
 	}
 	var req nodeRequest
 	if err := json.Unmarshal(body, &req); err != nil {

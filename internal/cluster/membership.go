@@ -257,6 +257,8 @@ func (s *Service) Leave(ctx context.Context, force bool) error {
 
 // resetLocked stops everything and forgets the cluster. The caller holds s.mu.
 func (s *Service) resetLocked() {
+	s.leaving.Store(true)
+	defer s.leaving.Store(false)
 	s.stopLocked()
 	s.state = nil
 	s.setCreds(nil)

@@ -14,6 +14,9 @@ const (
 	kindNode    = "node"
 	// kindRemoved records nodes removed with `node rm`: their certificates are no longer honoured.
 	kindRemoved = "removed-node"
+	// kindService holds a swarm.Service and kindTask a swarm.Task, without their Meta (the object's).
+	kindService = "service"
+	kindTask    = "task"
 )
 
 // clusterObject is the one cluster object: its spec, CA and join tokens. The CA key is replicated to every
@@ -154,4 +157,32 @@ func (m *manager) isManager(id string) bool {
 	}
 	_, n, ok := m.node(id)
 	return ok && n.Spec.Role == swarm.NodeRoleManager
+}
+
+// toService returns a stored service with its Meta.
+func toService(o store.Object) swarm.Service {
+	sv := decode[swarm.Service](o)
+	sv.ID, sv.Meta = o.ID, meta(o)
+	return sv
+}
+
+// toTask returns a stored task with its Meta.
+func toTask(o store.Object) swarm.Task {
+	t := decode[swarm.Task](o)
+	t.ID, t.Meta = o.ID, meta(o)
+	return t
+}
+
+// withoutMeta is what is stored of a service or task: the store keeps the version and times.
+func withoutMeta[T any](v T, clear func(*T)) json.RawMessage {
+	clear(&v)
+	return encode(v)
+}
+
+func encodeService(sv swarm.Service) json.RawMessage {
+	return withoutMeta(sv, func(s *swarm.Service) { s.Meta = swarm.Meta{} })
+}
+
+func encodeTask(t swarm.Task) json.RawMessage {
+	return withoutMeta(t, func(t *swarm.Task) { t.Meta = swarm.Meta{} })
 }

@@ -96,6 +96,10 @@ func (s *Service) removeManager(ctx context.Context, m *manager, id string, leav
 func (s *Service) startSession() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.session = cancel
+	if s.state != nil {
+		s.agents.Add(1)
+		go func(id string) { defer s.agents.Done(); s.runAgent(ctx, id) }(s.state.NodeID)
+	}
 	go func() {
 		t := time.NewTicker(HeartbeatPeriod)
 		defer t.Stop()
@@ -170,7 +174,7 @@ func (s *Service) recordBeat(ctx context.Context, st *localState, m *manager, re
 }
 
 // workerCall calls a public endpoint on the first manager that answers.
-func (s *Service) workerCall(ctx context.Context, st *localState, path string, req nodeRequest, out any) error {
+func (s *Service) workerCall(ctx context.Context, st *localState, path string, req any, out any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err

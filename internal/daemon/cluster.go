@@ -20,6 +20,7 @@ func (d *Daemon) openCluster(ctx context.Context) {
 		Description: d.nodeDescription,
 		Logger:      d.log,
 		RaftLog:     &raftLogWriter{log: d.log},
+		NewExecutor: func(nodeID string) (cluster.Executor, error) { return d.NewExecutor(nodeID) },
 	})
 	if err := d.cluster.Start(ctx); err != nil {
 		d.log.Error("swarm: could not resume this node's cluster membership", "err", err)

@@ -79,11 +79,26 @@ type Store struct {
 	mu      sync.RWMutex
 	objects map[string]map[string]*Object
 	index   uint64
+	// changed is closed (and replaced) by every applied entry and restore: a broadcast to waiters.
+	changed chan struct{}
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{objects: map[string]map[string]*Object{}}
+	return &Store{objects: map[string]map[string]*Object{}, changed: make(chan struct{})}
+}
+
+// Changed returns a channel that is closed at the next change of the store.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// notify wakes the waiters of Changed; the caller holds s.mu for writing.
+func (s *Store) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Get returns a copy of the object kind/id.
@@ -129,6 +144,7 @@ func (s *Store) Apply(l *raft.Log) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.index = l.Index
+	defer s.notify()
 	if err := s.check(c); err != nil {
 		return err
 	}
@@ -224,6 +240,7 @@ func (s *Store) Restore(r io.ReadCloser) error {
 	}
 	s.mu.Lock()
 	s.objects, s.index = objects, d.Index
+	s.notify()
 	s.mu.Unlock()
 	return nil
 }

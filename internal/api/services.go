@@ -1,0 +1,118 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// The /services and /tasks routes: thin wrappers over the SwarmBackend.
+
+func (s *Server) serviceCreate(w http.ResponseWriter, r *http.Request, _ string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	var spec swarm.ServiceSpec
+	if err := decodeBody(r, &spec); err != nil {
+		return err
+	}
+	id, err := b.CreateService(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, swarm.ServiceCreateResponse{ID: id, Warnings: []string{}})
+}
+
+func (s *Server) serviceList(w http.ResponseWriter, r *http.Request, _ string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	f, err := queryFilters(r)
+	if err != nil {
+		return err
+	}
+	list, err := b.Services(r.Context(), f, queryBool(r, "status"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) serviceInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	sv, err := b.InspectService(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, sv)
+}
+
+func (s *Server) serviceUpdate(w http.ResponseWriter, r *http.Request, name string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	version, err := queryVersion(r)
+	if err != nil {
+		return err
+	}
+	var spec swarm.ServiceSpec
+	if err := decodeBody(r, &spec); err != nil {
+		return err
+	}
+	if err := b.UpdateService(r.Context(), name, version, spec, r.URL.Query().Get("rollback")); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, swarm.ServiceUpdateResponse{Warnings: []string{}})
+}
+
+func (s *Server) serviceRemove(w http.ResponseWriter, r *http.Request, name string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	if err := b.RemoveService(r.Context(), name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) serviceLogs(http.ResponseWriter, *http.Request, string) error {
+	return errdefs.NotImplemented(errors.New("service and task logs are not supported by Berth yet"))
+}
+
+func (s *Server) taskList(w http.ResponseWriter, r *http.Request, _ string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	f, err := queryFilters(r)
+	if err != nil {
+		return err
+	}
+	list, err := b.Tasks(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) taskInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	t, err := b.InspectTask(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
