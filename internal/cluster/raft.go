@@ -91,7 +91,10 @@ func (s *Service) startManager(bootstrap bool) (err error) {
 	// A manager that has applied nothing yet (it is joining) cannot tell managers apart; it has nothing to
 	// protect either, and the leader must reach it.
 	mux.SetRaftFilter(func(id string) bool { return fsm.Index() == 0 || m.isManager(id) })
-	m.ctrl = &http.Server{Handler: s.controlHandler(m), ReadHeaderTimeout: 10 * time.Second}
+	// Anyone who reaches the port can open a connection: a request must arrive whole in bounded time
+	// (long polls wait in the handler, after their small body is read), and idle connections go.
+	m.ctrl = &http.Server{Handler: s.controlHandler(m), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = m.ctrl.Serve(mux.ControlListener()) }()
 	go s.leaderLoop(ctx, m, notify)
 	go s.orchestrate(ctx, m)

@@ -282,15 +282,23 @@ func capture(t testing.TB, ns, ifName string) (stop func() []vxlanFrame) {
 	go func() {
 		defer close(finished)
 		buf := make([]byte, 65536)
+		draining := false
 		for {
-			select {
-			case <-done:
-				return
-			default:
+			flags := 0
+			if !draining {
+				select {
+				case <-done:
+					// What the kernel queued before stop still counts: read it without waiting.
+					draining = true
+				default:
+				}
 			}
-			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if draining {
+				flags = unix.MSG_DONTWAIT
+			}
+			n, _, err := unix.Recvfrom(fd, buf, flags)
 			if err != nil {
-				if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				if errors.Is(err, unix.EINTR) || (errors.Is(err, unix.EAGAIN) && !draining) {
 					continue
 				}
 				return
