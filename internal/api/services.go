@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -27,31 +29,14 @@ func (s *Server) serviceCreate(w http.ResponseWriter, r *http.Request, _ string)
 }
 
 func (s *Server) serviceList(w http.ResponseWriter, r *http.Request, _ string) error {
-	b, err := s.swarmBackend()
-	if err != nil {
-		return err
-	}
-	f, err := queryFilters(r)
-	if err != nil {
-		return err
-	}
-	list, err := b.Services(r.Context(), f, queryBool(r, "status"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, list)
+	status := queryBool(r, "status")
+	return swarmList(s, w, r, func(b SwarmBackend, ctx context.Context, f filters.Args) ([]swarm.Service, error) {
+		return b.Services(ctx, f, status)
+	})
 }
 
 func (s *Server) serviceInspect(w http.ResponseWriter, r *http.Request, name string) error {
-	b, err := s.swarmBackend()
-	if err != nil {
-		return err
-	}
-	sv, err := b.InspectService(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, sv)
+	return swarmGet(s, w, r, name, SwarmBackend.InspectService)
 }
 
 func (s *Server) serviceUpdate(w http.ResponseWriter, r *http.Request, name string) error {
@@ -90,29 +75,9 @@ func (s *Server) serviceLogs(http.ResponseWriter, *http.Request, string) error {
 }
 
 func (s *Server) taskList(w http.ResponseWriter, r *http.Request, _ string) error {
-	b, err := s.swarmBackend()
-	if err != nil {
-		return err
-	}
-	f, err := queryFilters(r)
-	if err != nil {
-		return err
-	}
-	list, err := b.Tasks(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, list)
+	return swarmList(s, w, r, SwarmBackend.Tasks)
 }
 
 func (s *Server) taskInspect(w http.ResponseWriter, r *http.Request, name string) error {
-	b, err := s.swarmBackend()
-	if err != nil {
-		return err
-	}
-	t, err := b.InspectTask(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, t)
+	return swarmGet(s, w, r, name, SwarmBackend.InspectTask)
 }

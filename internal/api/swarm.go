@@ -66,6 +66,36 @@ func (s *Server) swarmBackend() (SwarmBackend, error) {
 	return s.swarm, nil
 }
 
+// swarmList answers a list route: the request's filters go to the backend, its list comes back as JSON.
+func swarmList[T any](s *Server, w http.ResponseWriter, r *http.Request, list func(SwarmBackend, context.Context, filters.Args) (T, error)) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	f, err := queryFilters(r)
+	if err != nil {
+		return err
+	}
+	out, err := list(b, r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// swarmGet answers an inspect route: the object the path names, as JSON.
+func swarmGet[T any](s *Server, w http.ResponseWriter, r *http.Request, name string, get func(SwarmBackend, context.Context, string) (T, error)) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	out, err := get(b, r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
 func (s *Server) swarmInspect(w http.ResponseWriter, r *http.Request, _ string) error {
 	b, err := s.swarmBackend()
 	if err != nil {
@@ -152,31 +182,11 @@ func (s *Server) swarmUnlock(http.ResponseWriter, *http.Request, string) error {
 }
 
 func (s *Server) nodeList(w http.ResponseWriter, r *http.Request, _ string) error {
-	b, err := s.swarmBackend()
-	if err != nil {
-		return err
-	}
-	f, err := queryFilters(r)
-	if err != nil {
-		return err
-	}
-	nodes, err := b.Nodes(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, nodes)
+	return swarmList(s, w, r, SwarmBackend.Nodes)
 }
 
 func (s *Server) nodeInspect(w http.ResponseWriter, r *http.Request, name string) error {
-	b, err := s.swarmBackend()
-	if err != nil {
-		return err
-	}
-	n, err := b.Node(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, n)
+	return swarmGet(s, w, r, name, SwarmBackend.Node)
 }
 
 func (s *Server) nodeRemove(w http.ResponseWriter, r *http.Request, name string) error {
