@@ -111,6 +111,11 @@ func (c *testCluster) teardown() {
 		h.kill(syscall.SIGTERM)
 	}
 	killProcessesUnder(c.dir)
+	var roots []string
+	for _, h := range c.hosts {
+		roots = append(roots, h.data, h.exec)
+	}
+	killContainers(roots...) // task containers outlive their berthd
 	unmountUnder(c.dir)
 	for _, h := range c.hosts {
 		_ = exec.Command("ip", "link", "del", h.veth).Run()

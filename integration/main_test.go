@@ -231,9 +231,9 @@ func unmountUnder(dir string) {
 
 // cgroupProcFiles lists cgroup.procs files of container cgroups under /berth made by these tests'
 // containers (every container of this run's daemon).
-func cgroupProcFiles() []string {
+func cgroupProcFiles(daemonRoots ...string) []string {
 	var out []string
-	ids := knownContainerIDs()
+	ids := knownContainerIDs(daemonRoots...)
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
 	if fileExists("/sys/fs/cgroup/berth") {
 		roots = append(roots, "/sys/fs/cgroup/berth")
@@ -249,19 +249,42 @@ func cgroupProcFiles() []string {
 	return out
 }
 
-func removeCgroups() {
+func removeCgroups(daemonRoots ...string) {
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+	if fileExists("/sys/fs/cgroup/berth") {
+		roots = append(roots, "/sys/fs/cgroup/berth")
+	}
 	for _, r := range roots {
-		for id := range knownContainerIDs() {
+		for id := range knownContainerIDs(daemonRoots...) {
 			_ = os.Remove(filepath.Join(r, id))
 		}
 	}
 }
 
-// knownContainerIDs are the containers this run's daemon ever had, from their directories.
-func knownContainerIDs() map[string]bool {
+// killContainers kills the processes of every container the daemons with these data and exec roots
+// ever had, and removes their cgroups: containers outlive their daemon by design.
+func killContainers(daemonRoots ...string) {
+	for _, procs := range cgroupProcFiles(daemonRoots...) {
+		data, _ := os.ReadFile(procs)
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	removeCgroups(daemonRoots...)
+}
+
+// knownContainerIDs are the containers the daemon with these data and exec roots (none: this run's
+// main daemon) ever had, from their directories.
+func knownContainerIDs(daemonRoots ...string) map[string]bool {
 	ids := map[string]bool{}
-	for _, d := range []string{filepath.Join(env.dataRoot, "containers"), filepath.Join(env.execRoot, "containers")} {
+	if len(daemonRoots) == 0 {
+		daemonRoots = []string{env.dataRoot, env.execRoot}
+	}
+	for _, root := range daemonRoots {
+		d := filepath.Join(root, "containers")
 		ents, _ := os.ReadDir(d)
 		for _, e := range ents {
 			if e.IsDir() && len(e.Name()) == 64 {

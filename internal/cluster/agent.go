@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/executor"
@@ -42,8 +43,16 @@ type assignmentsRequest struct {
 }
 
 type assignmentsResponse struct {
+	// Fingerprint is "<tasks>/<networks>": what the executor acts on, and the network view's digest.
 	Fingerprint string                `json:"fingerprint"`
 	Assignments []executor.Assignment `json:"assignments"`
+	Networks    NodeNetworks          `json:"networks"`
+}
+
+// fingerprints splits a response's fingerprint into its tasks' and its networks' parts.
+func fingerprints(fp string) (tasks, nets string) {
+	tasks, nets, _ = strings.Cut(fp, "/")
+	return tasks, nets
 }
 
 type taskStatusRequest struct {
@@ -86,8 +95,11 @@ func (m *manager) assignmentsNow(node string) assignmentsResponse {
 	}
 	var resp assignmentsResponse
 	var keys []string
+	var all []swarm.Task
 	for _, o := range m.store.List(kindTask) {
-		t := toTask(o)
+		all = append(all, toTask(o))
+	}
+	for _, t := range all {
 		if t.NodeID != node {
 			continue
 		}
@@ -101,7 +113,10 @@ func (m *manager) assignmentsNow(node string) assignmentsResponse {
 		h.Write([]byte(k))
 		h.Write([]byte{0})
 	}
-	resp.Fingerprint = fmt.Sprintf("%d:%x", len(keys), h.Sum64())
+	resp.Networks = m.networkView(node, services, all)
+	nh := fnv.New64a()
+	nh.Write(encode(resp.Networks))
+	resp.Fingerprint = fmt.Sprintf("%d:%x/%x", len(keys), h.Sum64(), nh.Sum64())
 	return resp
 }
 
@@ -136,6 +151,11 @@ func (s *Service) runAgent(ctx context.Context, nodeID string) {
 		_ = ex.Close()
 		if s.leaving.Load() {
 			s.removeTasks(nodeID)
+			if s.cfg.Networks != nil {
+				if err := s.cfg.Networks.SetNetworks(NodeNetworks{}); err != nil {
+					s.log.Warn("swarm: removing overlay networks on leave", "err", err)
+				}
+			}
 		}
 	}()
 	go s.reportStatuses(ctx, nodeID, ex)
@@ -150,10 +170,22 @@ func (s *Service) runAgent(ctx context.Context, nodeID string) {
 			continue
 		}
 		if resp.Fingerprint != fingerprint {
-			if err := ex.Apply(ctx, resp.Assignments); err != nil {
-				s.log.Warn("swarm: applying assignments", "err", err)
-				sleepCtx(ctx, time.Second)
-				continue
+			haveTasks, haveNets := fingerprints(fingerprint)
+			wantTasks, wantNets := fingerprints(resp.Fingerprint)
+			// Networks first: a new task's container joins them as it starts.
+			if wantNets != haveNets && s.cfg.Networks != nil {
+				if err := s.cfg.Networks.SetNetworks(resp.Networks); err != nil {
+					s.log.Warn("swarm: setting up overlay networks", "err", err)
+					sleepCtx(ctx, time.Second)
+					continue
+				}
+			}
+			if wantTasks != haveTasks {
+				if err := ex.Apply(ctx, resp.Assignments); err != nil {
+					s.log.Warn("swarm: applying assignments", "err", err)
+					sleepCtx(ctx, time.Second)
+					continue
+				}
 			}
 			fingerprint = resp.Fingerprint
 		}

@@ -71,6 +71,8 @@ type Config struct {
 	RaftLog io.Writer
 	// NewExecutor makes the executor of this node's tasks; nil runs no tasks here.
 	NewExecutor func(nodeID string) (Executor, error)
+	// Networks sets up the overlay networks on this node; nil joins none.
+	Networks NetworkAgent
 }
 
 // Role is a node's role.

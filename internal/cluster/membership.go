@@ -100,6 +100,16 @@ func (s *Service) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 		s.resetLocked()
 		return "", err
 	}
+	// The ingress network is allocated from the pool the cluster object (just stored) describes.
+	ingress, err := m.ingressChange()
+	if err != nil {
+		s.resetLocked()
+		return "", err
+	}
+	if err := s.apply(ctx, m, ingress); err != nil {
+		s.resetLocked()
+		return "", err
+	}
 	s.startSession()
 	s.log.Info("swarm: initialized", "node", nodeID, "cluster", clusterID, "addr", adv)
 	return nodeID, nil

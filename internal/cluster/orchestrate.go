@@ -145,8 +145,43 @@ func (s *Service) reconcilePass(m *manager) (time.Time, error) {
 	if _, c, ok := m.cluster(); ok && c.Spec.Orchestration.TaskHistoryRetentionLimit != nil {
 		history = int(*c.Spec.Orchestration.TaskHistoryRetentionLimit)
 	}
+	var nets []networkObject
+	for _, o := range m.store.List(kindNetwork) {
+		nets = append(nets, toNetwork(o))
+	}
+	alloc := newAllocator(nets, st.Services, st.Tasks)
+	allocated := map[string]bool{}
+	for i := range st.Services {
+		changed, err := alloc.service(&st.Services[i])
+		if err != nil {
+			s.log.Warn("swarm: allocating a service's addresses", "service", st.Services[i].Spec.Name, "err", err)
+		}
+		if changed {
+			allocated[st.Services[i].ID] = true
+		}
+	}
+	if err := alloc.nodes(st.Nodes); err != nil {
+		s.log.Warn("swarm: allocating the nodes' ingress addresses", "err", err)
+	}
 	now := time.Now().UTC()
 	plan := orchestrator.Reconcile(st, orchestrator.Options{Now: now, NewID: newID, HistoryLimit: history})
+	byID := map[string]swarm.Service{}
+	for _, sv := range st.Services {
+		byID[sv.ID] = sv
+	}
+	for i := range plan.Create {
+		if err := alloc.task(&plan.Create[i], byID[plan.Create[i].ServiceID]); err != nil {
+			s.log.Warn("swarm: allocating a task's addresses", "task", plan.Create[i].ID, "err", err)
+		}
+	}
+	for _, sv := range plan.Services {
+		delete(allocated, sv.ID) // written with the plan's changes, which include the allocation
+	}
+	for _, sv := range st.Services {
+		if allocated[sv.ID] {
+			plan.Services = append(plan.Services, sv)
+		}
+	}
 
 	var changes []store.Change
 	deleted := map[string]bool{}
@@ -170,6 +205,7 @@ func (s *Service) reconcilePass(m *manager) (time.Time, error) {
 	for _, sv := range plan.Services {
 		changes = append(changes, store.Change{Op: store.OpPut, Kind: kindService, ID: sv.ID, IfVersion: sv.Meta.Version.Index, Data: encodeService(sv)})
 	}
+	changes = append(changes, alloc.changes()...)
 	if len(changes) == 0 {
 		return plan.Wake, nil
 	}

@@ -41,30 +41,43 @@ func (s *Service) CreateService(ctx context.Context, spec swarm.ServiceSpec) (st
 	if err := orchestrator.ValidateSpec(&spec); err != nil {
 		return "", errdefs.InvalidParameter(err)
 	}
+	if err := m.resolveServiceNetworks(&spec); err != nil {
+		return "", err
+	}
 	if _, _, err := m.resolveService(spec.Name); err == nil {
 		return "", errNameConflict
 	}
 	id := newID()
-	sv := swarm.Service{ID: id, Spec: spec, Endpoint: endpoint(spec)}
+	sv := swarm.Service{ID: id, Spec: spec, Endpoint: endpoint(spec, swarm.Endpoint{})}
 	if err := s.apply(ctx, m, store.Change{Op: store.OpCreate, Kind: kindService, ID: id, Data: encodeService(sv)}); err != nil {
 		return "", err
 	}
 	return id, nil
 }
 
-// endpoint is a service's endpoint as its spec asks for it (no virtual IPs yet).
-func endpoint(spec swarm.ServiceSpec) swarm.Endpoint {
-	var ep swarm.Endpoint
+// endpoint is a service's endpoint as its spec asks for it. The virtual IPs and the published ports the
+// leader picked stay (the leader drops VIPs of networks the service left); a new service has none yet.
+func endpoint(spec swarm.ServiceSpec, old swarm.Endpoint) swarm.Endpoint {
+	ep := swarm.Endpoint{VirtualIPs: old.VirtualIPs}
 	if spec.EndpointSpec == nil {
 		return ep
 	}
 	ep.Spec = *spec.EndpointSpec
+	picked := map[string]uint32{}
+	for _, p := range old.Ports {
+		if p.PublishMode == swarm.PortConfigPublishModeIngress && p.PublishedPort != 0 {
+			picked[fmt.Sprintf("%s/%d", p.Protocol, p.TargetPort)] = p.PublishedPort
+		}
+	}
 	for _, p := range spec.EndpointSpec.Ports {
 		if p.Protocol == "" {
 			p.Protocol = swarm.PortConfigProtocolTCP
 		}
 		if p.PublishMode == "" {
 			p.PublishMode = swarm.PortConfigPublishModeIngress
+		}
+		if p.PublishedPort == 0 && p.PublishMode == swarm.PortConfigPublishModeIngress {
+			p.PublishedPort = picked[fmt.Sprintf("%s/%d", p.Protocol, p.TargetPort)]
 		}
 		ep.Ports = append(ep.Ports, p)
 	}
@@ -196,6 +209,9 @@ func (s *Service) UpdateService(ctx context.Context, ref string, version uint64,
 		if err := orchestrator.ValidateUpdate(&cur, &spec); err != nil {
 			return errdefs.InvalidParameter(err)
 		}
+		if err := m.resolveServiceNetworks(&spec); err != nil {
+			return err
+		}
 		if spec.Name != cur.Name {
 			return errdefs.InvalidParameter(errors.New("rpc error: code = Unimplemented desc = renaming services is not supported"))
 		}
@@ -215,7 +231,7 @@ func (s *Service) UpdateService(ctx context.Context, ref string, version uint64,
 	default:
 		return errdefs.InvalidParameter(fmt.Errorf("unrecognized rollback option %s", rollback))
 	}
-	sv.Endpoint = endpoint(sv.Spec)
+	sv.Endpoint = endpoint(sv.Spec, sv.Endpoint)
 	return s.apply(ctx, m, store.Change{Op: store.OpPut, Kind: kindService, ID: sv.ID, IfVersion: o.Version, Data: encodeService(sv)})
 }
 

@@ -103,6 +103,9 @@ func (s *Service) prepareNetworking(cfg *container.Config, hc *container.HostCon
 	if err != nil {
 		return nil, createNetErr(err)
 	}
+	if primary.Driver == nw.DriverOverlay {
+		return nil, errdefs.Forbidden(fmt.Errorf("Could not attach to network %s: rpc error: code = PermissionDenied desc = network %s not manually attachable", primary.Name, primary.Name))
+	}
 	if primary.Driver != nw.DriverBridge {
 		return nil, errdefs.InvalidParameter(fmt.Errorf("network %s cannot be used as a container network", primary.Name))
 	}
@@ -116,7 +119,7 @@ func (s *Service) prepareNetworking(cfg *container.Config, hc *container.HostCon
 		if err != nil {
 			return nil, createNetErr(err)
 		}
-		if n.Driver != nw.DriverBridge {
+		if n.Driver != nw.DriverBridge && n.Driver != nw.DriverOverlay {
 			return nil, errdefs.InvalidParameter(errors.New("conflicting options: cannot attach both user-defined and non-user-defined network-modes"))
 		}
 		if es == nil {

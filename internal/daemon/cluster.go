@@ -21,6 +21,7 @@ func (d *Daemon) openCluster(ctx context.Context) {
 		Logger:      d.log,
 		RaftLog:     &raftLogWriter{log: d.log},
 		NewExecutor: func(nodeID string) (cluster.Executor, error) { return d.NewExecutor(nodeID) },
+		Networks:    d.overlay,
 	})
 	if err := d.cluster.Start(ctx); err != nil {
 		d.log.Error("swarm: could not resume this node's cluster membership", "err", err)
@@ -33,7 +34,7 @@ func (d *Daemon) nodeDescription() swarm.NodeDescription {
 		Hostname:  hostname(),
 		Platform:  swarm.Platform{Architecture: arch(), OS: "linux"},
 		Resources: swarm.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()},
-		Engine:    swarm.EngineDescription{EngineVersion: d.opts.Version, Plugins: []swarm.PluginDescription{{Type: "Volume", Name: "local"}, {Type: "Network", Name: "bridge"}}},
+		Engine:    swarm.EngineDescription{EngineVersion: d.opts.Version, Plugins: []swarm.PluginDescription{{Type: "Volume", Name: "local"}, {Type: "Network", Name: "bridge"}, {Type: "Network", Name: "overlay"}}},
 	}
 }
 

@@ -75,6 +75,7 @@ type Daemon struct {
 	events     *events.Bus
 	builds     *build.Service
 	cluster    *cluster.Service
+	overlay    *overlayAgent
 	snapDriver string
 	runtimes   map[string]string
 	remap      *userns.Remap
@@ -122,6 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer d.db.Close()
 	defer d.networks.Close()
+	defer d.overlay.Close()
 	defer d.serveExecutorDebug()()
 	d.openCluster(ctx)
 	defer d.cluster.Close()
@@ -266,13 +268,15 @@ func (d *Daemon) open(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	d.overlay = newOverlayAgent(opts.ExecRoot, d.log)
 	d.networks, err = network.Open(ctx, network.Config{
 		DB: db, ExecRoot: opts.ExecRoot, DefaultBridge: opts.Bridge, DefaultCIDR: opts.BIP, Logger: d.log,
-		Event: d.events.Hook(eventtypes.NetworkEventType),
+		Event: d.events.Hook(eventtypes.NetworkEventType), Overlay: d.overlay,
 	})
 	if err != nil {
 		return fmt.Errorf("networking: %w", err)
 	}
+	d.overlay.nets = d.networks
 	vols, err := volume.New(volume.Config{
 		Root: filepath.Join(opts.DataRoot, "volumes"), DB: db, Logger: d.log,
 		Events: d.events.Hook(eventtypes.VolumeEventType),

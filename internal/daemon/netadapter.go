@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/cluster"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/docker/docker/api/types/filters"
@@ -21,11 +22,20 @@ func (b networkBackend) NetworkList(ctx context.Context, f filters.Args) ([]nett
 		return nil, errdefs.InvalidParameter(err)
 	}
 	var out []nettypes.Summary
+	cnets, cerr := b.d.cluster.Networks(ctx) // a manager lists the cluster's networks
 	for _, n := range b.d.networks.All() {
+		if n.Driver == network.DriverOverlay && cerr == nil {
+			continue // listed from the cluster below
+		}
 		if !b.matches(n, f) {
 			continue
 		}
 		out = append(out, b.inspect(n, false))
+	}
+	for _, n := range cnets {
+		if cluster.MatchNetwork(n, f) {
+			out = append(out, cluster.ToInspect(n))
+		}
 	}
 	return out, nil
 }
@@ -40,7 +50,11 @@ func (b networkBackend) matches(n network.Network, f filters.Args) bool {
 	if f.Contains("driver") && !f.ExactMatch("driver", n.Driver) {
 		return false
 	}
-	if f.Contains("scope") && !f.ExactMatch("scope", "local") {
+	scope := "local"
+	if n.Driver == network.DriverOverlay {
+		scope = "swarm"
+	}
+	if f.Contains("scope") && !f.ExactMatch("scope", scope) {
 		return false
 	}
 	if f.Contains("label") && !f.MatchKVList("label", n.Labels) {
@@ -77,10 +91,18 @@ func matchAny(vals []string, ok func(string) bool) bool {
 
 func (b networkBackend) NetworkInspect(ctx context.Context, ref string) (nettypes.Inspect, error) {
 	n, err := b.d.networks.Get(ref)
+	if err == nil && n.Driver != network.DriverOverlay {
+		return b.inspect(n, true), nil
+	}
+	if cn, cerr := b.d.cluster.InspectNetwork(ctx, ref); cerr == nil {
+		out := cluster.ToInspect(cn)
+		b.addContainers(&out, cn.ID)
+		return out, nil
+	}
 	if err != nil {
 		return nettypes.Inspect{}, err
 	}
-	return b.inspect(n, true), nil
+	return b.inspect(n, true), nil // a worker's view of an overlay network its tasks use
 }
 
 func (b networkBackend) inspect(n network.Network, withContainers bool) nettypes.Inspect {
@@ -103,24 +125,42 @@ func (b networkBackend) inspect(n network.Network, withContainers bool) nettypes
 		}
 		out.IPAM.Config = append(out.IPAM.Config, c)
 	}
+	if n.Driver == network.DriverOverlay {
+		out.Scope = "swarm"
+	}
 	if withContainers {
-		for _, sb := range b.d.networks.Sandboxes(n.ID) {
-			for _, ep := range sb.Endpoints {
-				if ep.NetworkID == n.ID {
-					out.Containers[sb.ContainerID] = nettypes.EndpointResource{
-						Name: sb.Name, EndpointID: ep.ID, MacAddress: ep.MAC,
-						IPv4Address: fmt.Sprintf("%s/%d", ep.IP, ep.Prefix),
-					}
+		b.addContainers(&out, n.ID)
+	}
+	return out
+}
+
+// addContainers lists the local containers attached to network id.
+func (b networkBackend) addContainers(out *nettypes.Inspect, id string) {
+	for _, sb := range b.d.networks.Sandboxes(id) {
+		for _, ep := range sb.Endpoints {
+			if ep.NetworkID == id {
+				out.Containers[sb.ContainerID] = nettypes.EndpointResource{
+					Name: sb.Name, EndpointID: ep.ID, MacAddress: ep.MAC,
+					IPv4Address: fmt.Sprintf("%s/%d", ep.IP, ep.Prefix),
 				}
 			}
 		}
 	}
-	return out
 }
 
 func (b networkBackend) NetworkCreate(ctx context.Context, req nettypes.CreateRequest) (nettypes.CreateResponse, error) {
 	if req.EnableIPv6 != nil && *req.EnableIPv6 {
 		return nettypes.CreateResponse{}, errdefs.NotImplemented(fmt.Errorf("IPv6 networks are not supported yet"))
+	}
+	if req.Driver == "overlay" || req.Scope == "swarm" {
+		if req.Driver == "" {
+			req.Driver = "overlay"
+		}
+		if _, err := b.d.networks.Get(req.Name); err == nil {
+			return nettypes.CreateResponse{}, errdefs.Conflict(fmt.Errorf("network with name %s already exists", req.Name))
+		}
+		id, err := b.d.cluster.CreateNetwork(ctx, req)
+		return nettypes.CreateResponse{ID: id}, err
 	}
 	if req.Scope != "" && req.Scope != "local" {
 		return nettypes.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("scope %q is not supported without a cluster", req.Scope))
@@ -148,6 +188,12 @@ func (b networkBackend) NetworkCreate(ctx context.Context, req nettypes.CreateRe
 }
 
 func (b networkBackend) NetworkRemove(ctx context.Context, ref string) error {
+	if n, err := b.d.networks.Get(ref); err == nil && n.Driver != network.DriverOverlay {
+		return b.d.networks.Remove(ref)
+	}
+	if _, err := b.d.cluster.InspectNetwork(ctx, ref); err == nil {
+		return b.d.cluster.RemoveNetwork(ctx, ref)
+	}
 	return b.d.networks.Remove(ref)
 }
 

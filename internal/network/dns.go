@@ -113,6 +113,9 @@ func (s *Service) startDNS(n *Network) {
 func (s *Service) HasDNS(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if n := s.nets[id]; n != nil && n.Driver == DriverOverlay {
+		return n.Gateway.IsValid() // the overlay driver serves names on the gateway
+	}
 	return s.dns[id] != nil
 }
 

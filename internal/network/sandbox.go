@@ -63,6 +63,9 @@ func (s *Service) connect(sb *Sandbox, er EndpointRequest) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.Driver == DriverOverlay {
+		return s.connectOverlay(sb, n, er)
+	}
 	if n.Driver != DriverBridge {
 		return nil, errdefs.Forbidden(errors.New("container cannot be disconnected from host network or connected to host network"))
 	}
@@ -166,6 +169,7 @@ func (s *Service) teardown(sb *Sandbox) {
 			s.log.Warn("removing published ports", "container", sb.ContainerID, "err", err)
 		}
 	}
+	s.detachOverlays(sb)
 	if err := plumbing.RemoveNetNS(sb.NetNS); err != nil {
 		s.log.Warn("removing network namespace", "path", sb.NetNS, "err", err)
 	}
@@ -181,6 +185,9 @@ func (s *Service) teardown(sb *Sandbox) {
 	go func() {
 		defer s.unlinking.Done()
 		for _, ep := range sb.Endpoints {
+			if ep.Veth == "" {
+				continue // an overlay endpoint: its driver removed the link
+			}
 			if err := deleteLink(ep.Veth); err != nil {
 				s.log.Warn("deleting veth", "veth", ep.Veth, "err", err)
 			}
@@ -234,10 +241,16 @@ func (s *Service) Disconnect(ctx context.Context, containerID, network string) e
 		if ep.NetworkID != n.ID {
 			continue
 		}
-		if err := detachInside(sb.NetNS, ep.IfName); err != nil {
-			return errdefs.System(err)
+		if n.Driver == DriverOverlay {
+			if err := s.cfg.Overlay.Detach(n.ID, ep.IP); err != nil {
+				return errdefs.System(err)
+			}
+		} else {
+			if err := detachInside(sb.NetNS, ep.IfName); err != nil {
+				return errdefs.System(err)
+			}
+			_ = deleteLink(ep.Veth)
 		}
-		_ = deleteLink(ep.Veth)
 		if p := s.ipam[n.ID]; p != nil {
 			p.release(ep.IP)
 		}

@@ -40,6 +40,8 @@ type Config struct {
 	Event func(action, id string, attrs map[string]string)
 	// ResolvConf is the host's resolver configuration; "" = /etc/resolv.conf.
 	ResolvConf string
+	// Overlay attaches endpoints of overlay networks; nil = this engine joins none.
+	Overlay Overlay
 }
 
 // Service manages networks and container sandboxes. One mutex serializes all changes: they touch the

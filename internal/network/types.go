@@ -10,6 +10,9 @@ const (
 	DriverBridge = "bridge"
 	DriverHost   = "host"
 	DriverNull   = "null"
+	// DriverOverlay networks belong to the cluster: it registers them here (SetOverlays) so that task
+	// containers can join them, and an Overlay attaches the endpoints.
+	DriverOverlay = "overlay"
 )
 
 // Network is one network as recorded.

@@ -229,8 +229,14 @@ type NetworkResolver interface {
 // joins the default bridge.
 type LocalNetworks struct{}
 
-// Resolve implements NetworkResolver.
+// Resolve implements NetworkResolver. A task with addresses on overlay networks (NetworksAttachments,
+// allocated by the cluster) joins each of them at its address, and the default bridge first: as Docker's
+// tasks reach the world through docker_gwbridge, ours do through the bridge, which also gives them their
+// default route (an overlay endpoint only routes its own subnet).
 func (LocalNetworks) Resolve(t swarm.Task) (string, *network.NetworkingConfig, error) {
+	if len(t.NetworksAttachments) > 0 {
+		return overlayEndpoints(t)
+	}
 	if len(t.Spec.Networks) == 0 {
 		return "", nil, nil
 	}
@@ -242,4 +248,26 @@ func (LocalNetworks) Resolve(t swarm.Task) (string, *network.NetworkingConfig, e
 		nc.EndpointsConfig[n.Target] = &network.EndpointSettings{Aliases: n.Aliases, DriverOpts: n.DriverOpts}
 	}
 	return t.Spec.Networks[0].Target, nc, nil
+}
+
+func overlayEndpoints(t swarm.Task) (string, *network.NetworkingConfig, error) {
+	aliases := map[string][]string{}
+	for _, n := range t.Spec.Networks {
+		aliases[n.Target] = n.Aliases
+	}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"bridge": {}}}
+	for _, at := range t.NetworksAttachments {
+		if at.Network.ID == "" || len(at.Addresses) == 0 {
+			return "", nil, fmt.Errorf("network attachment without a network or an address: %+v", at)
+		}
+		ip, _, ok := strings.Cut(at.Addresses[0], "/")
+		if !ok {
+			return "", nil, fmt.Errorf("network %s: invalid address %q", at.Network.Spec.Name, at.Addresses[0])
+		}
+		nc.EndpointsConfig[at.Network.ID] = &network.EndpointSettings{
+			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip},
+			Aliases:    aliases[at.Network.ID],
+		}
+	}
+	return "bridge", nc, nil
 }
