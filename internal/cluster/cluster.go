@@ -71,6 +71,8 @@ type Config struct {
 	RaftLog io.Writer
 	// NewExecutor makes the executor of this node's tasks; nil runs no tasks here.
 	NewExecutor func(nodeID string) (Executor, error)
+	// TaskLogs reads the logs of this node's task containers for service logs; nil sends none.
+	TaskLogs TaskLogSource
 }
 
 // Role is a node's role.
@@ -170,6 +172,7 @@ type manager struct {
 	ctrl     *http.Server
 	status   *statusTracker
 	statuses *statusQueue
+	logs     *logBroker
 	stopLoop context.CancelFunc
 	// demoting is set once the manager has seen its own demotion and started becoming a worker.
 	demoting atomic.Bool

@@ -21,6 +21,7 @@ func (d *Daemon) openCluster(ctx context.Context) {
 		Logger:      d.log,
 		RaftLog:     &raftLogWriter{log: d.log},
 		NewExecutor: func(nodeID string) (cluster.Executor, error) { return d.NewExecutor(nodeID) },
+		TaskLogs:    d.containers,
 	})
 	if err := d.cluster.Start(ctx); err != nil {
 		d.log.Error("swarm: could not resume this node's cluster membership", "err", err)

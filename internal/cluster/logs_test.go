@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/cluster/executor"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/backend"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+func frame(stream byte, payload string) []byte {
+	b := []byte{stream, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(b[4:], uint32(len(payload)))
+	return append(b, payload...)
+}
+
+func TestEntryWriter(t *testing.T) {
+	ts := "2026-12-06T11:00:00.000000001Z"
+	stream := append(frame(1, ts+" out one\n"), frame(2, ts+" err two\n")...)
+	stream = append(stream, frame(1, ts+" ")...) // an empty entry is still one
+	// However the frames are cut, the entries come out whole.
+	for _, cut := range []int{1, 3, 8, 9, len(stream)} {
+		var got []logEntry
+		w := &entryWriter{task: "t", service: "s", emit: func(e logEntry) error { got = append(got, e); return nil }}
+		for rest := stream; len(rest) > 0; {
+			n := min(cut, len(rest))
+			if _, err := w.Write(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		want := []string{"stdout out one\n", "stderr err two\n", "stdout "}
+		if len(got) != len(want) {
+			t.Fatalf("cut %d: %d entries", cut, len(got))
+		}
+		for i, e := range got {
+			if e.Stream+" "+string(e.Line) != want[i] || e.TaskID != "t" || e.ServiceID != "s" || e.Time.Nanosecond() != 1 {
+				t.Errorf("cut %d: entry %d is %+v", cut, i, e)
+			}
+		}
+	}
+}
+
+// fakeTaskLogs plays a node's engine: one container per task the cluster assigned to the node, whose log
+// is one line naming the task; following, it then waits for the end.
+type fakeTaskLogs struct {
+	node   func() string
+	tasks  func(node string) []swarm.Task
+	active atomic.Int32
+}
+
+func (f *fakeTaskLogs) List(_ context.Context, _ bool, _ int, _ bool, fl filters.Args) ([]container.Summary, error) {
+	var out []container.Summary
+	for _, t := range f.tasks(f.node()) {
+		labels := map[string]string{executor.LabelTaskID: t.ID, executor.LabelServiceID: t.ServiceID}
+		if fl.MatchKVList("label", labels) {
+			out = append(out, container.Summary{ID: "c-" + t.ID, Labels: labels})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeTaskLogs) LogEntries(ctx context.Context, ref string, opts container.LogsOptions, w io.Writer) error {
+	f.active.Add(1)
+	defer f.active.Add(-1)
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := w.Write(frame(1, ts+" hello-"+strings.TrimPrefix(ref, "c-")+"\n")); err != nil {
+		return err
+	}
+	if opts.Follow {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// collect reads a log stream to its end.
+func collect(t *testing.T, msgs <-chan *backend.LogMessage) (lines []string, errs []string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				slices.Sort(lines)
+				return lines, errs
+			}
+			if m.Err != nil {
+				errs = append(errs, m.Err.Error())
+				continue
+			}
+			attrs := map[string]string{}
+			for _, a := range m.Attrs {
+				attrs[a.Key] = a.Value
+			}
+			lines = append(lines, fmt.Sprintf("%s@%s %s", attrs[logAttrTask], attrs[logAttrNode], m.Line))
+		case <-timeout:
+			t.Fatal("the log stream did not end")
+		}
+	}
+}
+
+// TestServiceLogs gathers a service's logs from a manager and a worker without executors: their fake
+// engines have one container per task assigned to them.
+func TestServiceLogs(t *testing.T) {
+	ctx := context.Background()
+	mgr, wrk := &testNode{root: t.TempDir() + "/m/swarm", addr: freeAddr(t)}, &testNode{root: t.TempDir() + "/w/swarm", addr: freeAddr(t)}
+	var tasksOf func(node string) []swarm.Task
+	var srcs []*fakeTaskLogs
+	for _, n := range []*testNode{mgr, wrk} {
+		src := &fakeTaskLogs{tasks: func(node string) []swarm.Task { return tasksOf(node) }}
+		n.s = New(Config{Root: n.root, Description: func() NodeDescription { return NodeDescription{Hostname: n.addr} }, TaskLogs: src})
+		src.node = func() string { return n.s.Info(ctx).NodeID }
+		srcs = append(srcs, src)
+		t.Cleanup(n.s.Close)
+	}
+	tasksOf = func(node string) []swarm.Task {
+		ts, _ := mgr.s.Tasks(ctx, filters.NewArgs(filters.Arg("node", node)))
+		return ts
+	}
+	if _, err := mgr.s.Init(ctx, swarm.InitRequest{ListenAddr: mgr.addr, AdvertiseAddr: mgr.addr}); err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := mgr.s.Inspect(ctx)
+	if err := wrk.s.Join(ctx, swarm.JoinRequest{RemoteAddrs: []string{mgr.addr}, AdvertiseAddr: wrk.addr, JoinToken: sw.JoinTokens.Worker}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the worker to be ready", func() bool {
+		n, err := mgr.s.Node(ctx, wrk.s.Info(ctx).NodeID)
+		return err == nil && n.Status.State == swarm.NodeStateReady
+	})
+	svc, err := mgr.s.CreateService(ctx, replicated("web", "busybox", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks []swarm.Task
+	waitFor(t, 10*time.Second, "a task on each node", func() bool {
+		tasks, _ = mgr.s.Tasks(ctx, filters.NewArgs(filters.Arg("service", "web")))
+		return len(tasks) == 2 && tasks[0].NodeID != "" && tasks[1].NodeID != "" && tasks[0].NodeID != tasks[1].NodeID
+	})
+	var want []string
+	for _, tk := range tasks {
+		want = append(want, fmt.Sprintf("%s@%s hello-%s\n", tk.ID, tk.NodeID, tk.ID))
+	}
+	slices.Sort(want)
+	all := container.LogsOptions{ShowStdout: true, ShowStderr: true}
+
+	// The nodes' pollers start within a couple of seconds of joining; until then a call may miss one.
+	waitFor(t, 10*time.Second, "every node to answer", func() bool {
+		msgs, _, err := mgr.s.ServiceLogs(ctx, backend.LogSelector{Services: []string{"web"}}, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, errs := collect(t, msgs)
+		return slices.Equal(lines, want) && len(errs) == 0
+	})
+
+	cases := []struct {
+		name string
+		sel  backend.LogSelector
+		want []string
+	}{
+		{"by service ID", backend.LogSelector{Services: []string{svc}}, want},
+		{"by task ID prefix", backend.LogSelector{Tasks: []string{tasks[1].ID[:12]}}, []string{fmt.Sprintf("%s@%s hello-%s\n", tasks[1].ID, tasks[1].NodeID, tasks[1].ID)}},
+	}
+	for _, tc := range cases {
+		msgs, tty, err := mgr.s.ServiceLogs(ctx, tc.sel, all)
+		if err != nil || tty {
+			t.Fatalf("%s: %v (tty %v)", tc.name, err, tty)
+		}
+		if lines, errs := collect(t, msgs); !slices.Equal(lines, tc.want) || len(errs) > 0 {
+			t.Errorf("%s: %q %q, want %q", tc.name, lines, errs, tc.want)
+		}
+	}
+	for _, sel := range []backend.LogSelector{{Services: []string{"nope"}}, {Tasks: []string{"nope"}}} {
+		if _, _, err := mgr.s.ServiceLogs(ctx, sel, all); !errdefs.IsNotFound(err) || err.Error() != "no such task or service: nope" {
+			t.Errorf("%+v: %v", sel, err)
+		}
+	}
+	if _, _, err := wrk.s.ServiceLogs(ctx, backend.LogSelector{Services: []string{"web"}}, all); err != ErrNotManager {
+		t.Errorf("logs on a worker: %v", err)
+	}
+
+	// Following: the lines come, and when the client goes the nodes stop reading.
+	fctx, cancel := context.WithCancel(ctx)
+	follow := all
+	follow.Follow = true
+	msgs, _, err := mgr.s.ServiceLogs(fctx, backend.LogSelector{Services: []string{"web"}}, follow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 2 {
+		select {
+		case m := <-msgs:
+			got = append(got, string(m.Line))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("following: %q", got)
+		}
+	}
+	cancel()
+	collect(t, msgs)
+	waitFor(t, 5*time.Second, "the nodes to stop following", func() bool {
+		return srcs[0].active.Load() == 0 && srcs[1].active.Load() == 0
+	})
+	waitFor(t, 5*time.Second, "the subscription to go", func() bool {
+		subs, _ := mgr.s.mgr.logs.forNode(wrk.s.Info(ctx).NodeID)
+		return len(subs) == 0
+	})
+
+	// A node that does not answer is reported after what the others sent.
+	old := LogNodeTimeout
+	LogNodeTimeout = 500 * time.Millisecond
+	t.Cleanup(func() { LogNodeTimeout = old })
+	wrkID := wrk.s.Info(ctx).NodeID
+	wrk.s.Close()
+	msgs, _, err = mgr.s.ServiceLogs(ctx, backend.LogSelector{Services: []string{"web"}}, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, errs := collect(t, msgs)
+	if len(lines) != 1 || strings.Contains(lines[0], wrkID) || len(errs) != 1 || !strings.Contains(errs[0], "node "+wrkID+" is not available") {
+		t.Fatalf("with the worker gone: %q %q", lines, errs)
+	}
+}
+
+// The broker's poll answers at once when the node's subscriptions differ from what it knows, and waits
+// otherwise.
+func TestLogBrokerWait(t *testing.T) {
+	b := newLogBroker()
+	ctx := context.Background()
+	if got := b.wait(ctx, "n1", nil); len(got.Subscriptions) != 0 {
+		t.Fatalf("no subscriptions: %+v", got)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var got logSubscriptionsResponse
+	go func() { defer wg.Done(); got = b.wait(ctx, "n1", nil) }()
+	time.Sleep(50 * time.Millisecond)
+	b.add(logSubscription{ID: "other", Nodes: []string{"n2"}})
+	ls := b.add(logSubscription{ID: "s1", Nodes: []string{"n1"}})
+	wg.Wait()
+	if len(got.Subscriptions) != 1 || got.Subscriptions[0].ID != "s1" {
+		t.Fatalf("woken with %+v", got)
+	}
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if got := b.wait(wctx, "n1", []string{"s1"}); len(got.Subscriptions) != 1 || time.Since(start) < 90*time.Millisecond {
+		t.Fatalf("an unchanged set answered at once: %+v", got)
+	}
+	b.remove(ls)
+	if got := b.wait(ctx, "n1", []string{"s1"}); len(got.Subscriptions) != 0 {
+		t.Fatalf("after removal: %+v", got)
+	}
+}
