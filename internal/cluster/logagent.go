@@ -29,7 +29,8 @@ type TaskLogSource interface {
 	LogEntries(ctx context.Context, ref string, opts container.LogsOptions, w io.Writer) error
 }
 
-// logRescan is how often a followed subscription looks for task containers started since.
+// logRescan is how often a followed subscription looks for task containers started since, and sends a
+// keepalive.
 var logRescan = time.Second
 
 // runLogAgent keeps one subscription poller per manager this node knows, until ctx ends.
@@ -89,7 +90,8 @@ func (s *Service) managerAddrs() []string {
 }
 
 // pollLogSubscriptions long-polls the manager at addr for this node's subscriptions, starting a publisher
-// for each new one and stopping those the manager has dropped.
+// for each new one and stopping those the manager has dropped. A followed stream that broke (the manager
+// still lists its subscription) starts again after the last entry it sent.
 func (s *Service) pollLogSubscriptions(ctx context.Context, addr string) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -99,15 +101,38 @@ func (s *Service) pollLogSubscriptions(ctx context.Context, addr string) {
 			cancel()
 		}
 	}()
+	var mu sync.Mutex
+	broken := map[string]time.Time{} // by the publishers: subscription → time of its last entry sent
+	var wake context.CancelFunc      // ends the poll in flight, so that a broken stream starts again at once
+	resume := map[string]time.Time{}
 	for ctx.Err() == nil {
+		callCtx, cancelPoll := context.WithCancel(ctx)
+		mu.Lock()
+		wake = cancelPoll
+		for id, last := range broken {
+			if cancel, ok := active[id]; ok {
+				cancel()
+				delete(active, id)
+				if !last.IsZero() {
+					resume[id] = last
+				}
+			}
+		}
+		clear(broken)
+		mu.Unlock()
 		known := make([]string, 0, len(active))
 		for id := range active {
 			known = append(known, id)
 		}
 		body, _ := json.Marshal(logSubscriptionsRequest{Known: known})
 		var resp logSubscriptionsResponse
-		if err := s.client.post(ctx, addr, pathLogSubscriptions, body, &resp); err != nil {
-			sleepCtx(ctx, time.Second)
+		err := s.client.post(callCtx, addr, pathLogSubscriptions, body, &resp)
+		woken := callCtx.Err() != nil
+		cancelPoll()
+		if err != nil {
+			if !woken {
+				sleepCtx(ctx, time.Second)
+			}
 			continue
 		}
 		listed := map[string]bool{}
@@ -116,13 +141,25 @@ func (s *Service) pollLogSubscriptions(ctx context.Context, addr string) {
 			if _, ok := active[sub.ID]; ok {
 				continue
 			}
+			if last, ok := resume[sub.ID]; ok {
+				sub.Options = resumeOptions(sub.Options, last)
+			}
 			pctx, cancel := context.WithCancel(ctx)
 			active[sub.ID] = cancel
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.publishLogs(pctx, addr, sub); err != nil && pctx.Err() == nil {
-					s.log.Debug("swarm: sending task logs", "manager", addr, "err", err)
+				last, err := s.publishLogs(pctx, addr, sub)
+				if err == nil || pctx.Err() != nil {
+					return
+				}
+				s.log.Debug("swarm: sending task logs", "manager", addr, "err", err)
+				if sub.Options.Follow {
+					sleepCtx(pctx, time.Second)
+					mu.Lock()
+					broken[sub.ID] = last
+					wake()
+					mu.Unlock()
 				}
 			}()
 		}
@@ -132,15 +169,24 @@ func (s *Service) pollLogSubscriptions(ctx context.Context, addr string) {
 			if !listed[id] {
 				cancel()
 				delete(active, id)
+				delete(resume, id)
 			}
 		}
 	}
 }
 
+// resumeOptions are the options that read on from after last, the time of the last entry sent.
+func resumeOptions(o container.LogsOptions, last time.Time) container.LogsOptions {
+	next := last.Add(time.Nanosecond)
+	o.Since = fmt.Sprintf("%d.%09d", next.Unix(), next.Nanosecond())
+	o.Tail = "all"
+	return o
+}
+
 // publishLogs streams the entries of this node's containers that sub selects to the manager at addr:
 // without follow until each container's log has been read, with follow until ctx ends or the manager
-// hangs up.
-func (s *Service) publishLogs(ctx context.Context, addr string, sub logSubscription) error {
+// hangs up. last is the time of the newest entry sent.
+func (s *Service) publishLogs(ctx context.Context, addr string, sub logSubscription) (last time.Time, err error) {
 	src := s.cfg.TaskLogs
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -158,7 +204,13 @@ func (s *Service) publishLogs(ctx context.Context, addr string, sub logSubscript
 	emit := func(e logEntry) error {
 		mu.Lock()
 		defer mu.Unlock()
-		return enc.Encode(e)
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+		return nil
 	}
 	var readers sync.WaitGroup
 	seen := map[string]bool{}
@@ -184,6 +236,9 @@ func (s *Service) publishLogs(ctx context.Context, addr string, sub logSubscript
 			case <-ctx.Done():
 			case <-t.C:
 				scan()
+				// An empty entry now and then: a write is what reveals a broken stream while the
+				// containers are quiet (the HTTP client only notices when it next writes).
+				_ = emit(logEntry{})
 			}
 		}
 		t.Stop()
@@ -191,7 +246,10 @@ func (s *Service) publishLogs(ctx context.Context, addr string, sub logSubscript
 	readers.Wait()
 	// The clean end of the body tells the manager that this node has sent everything.
 	_ = pw.Close()
-	return <-posted
+	err = <-posted
+	mu.Lock()
+	defer mu.Unlock()
+	return last, err
 }
 
 // taskContainers lists this node's containers that sub selects.
@@ -259,7 +317,8 @@ func (w *entryWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// stream calls path on the manager at addr with a body that may last as long as ctx.
+// stream calls path on the manager at addr with a body that may last as long as ctx, and returns when
+// the manager's answer ends: nil when the manager ended it, an error when the stream broke.
 func (c *controlClient) stream(ctx context.Context, addr, path string, body io.Reader) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, body)
 	if err != nil {
@@ -276,5 +335,6 @@ func (c *controlClient) stream(ctx context.Context, addr, path string, body io.R
 		_ = json.NewDecoder(resp.Body).Decode(&ce)
 		return kindFromStatus(resp.StatusCode, errors.New(ce.Message))
 	}
-	return nil
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
 }

@@ -29,7 +29,9 @@ import (
 // has tasks of the selection has sent all it has (a node that does not start within LogNodeTimeout, or is
 // down, is reported at the end of the stream, after what the others sent). With follow, every node is
 // asked, so tasks started later anywhere are included, and the call ends when the client goes; the
-// subscription then disappears from the nodes' polls and from under their streams, which ends them.
+// subscription then disappears from the nodes' polls and from under their streams, which ends them. A
+// followed stream that breaks while its subscription lasts starts again from the node after the last entry
+// it sent: entries in flight at the break may be lost, none is sent twice.
 
 const (
 	pathLogSubscriptions = "/logs/subscriptions"
@@ -358,6 +360,9 @@ func (ls *logSub) receive(ctx context.Context, node string, body io.Reader) {
 			ls.done(node, errors.Is(err, io.EOF))
 			return
 		}
+		if e.TaskID == "" && e.Err == "" {
+			continue // a keepalive
+		}
 		msg := e.message(node)
 		select {
 		case ls.in <- msg:
@@ -404,10 +409,15 @@ func (s *Service) logHandlers(mux *http.ServeMux, m *manager) {
 			return
 		}
 		// A followed stream lasts as long as its client: the server's bound on reading a request does not
-		// apply to an authenticated node's stream.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		// apply to an authenticated node's stream. The answer starts at once and ends with the stream, so
+		// that the node, reading it, learns at once when the manager drops the stream.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.EnableFullDuplex()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
 		ls.receive(r.Context(), id, r.Body)
-		reply(w, nil, nil)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -54,11 +55,22 @@ func TestEntryWriter(t *testing.T) {
 }
 
 // fakeTaskLogs plays a node's engine: one container per task the cluster assigned to the node, whose log
-// is one line naming the task; following, it then waits for the end.
+// is a line naming the task, then the lines added to the fake; following, it sends lines as they are
+// added, until the end.
 type fakeTaskLogs struct {
 	node   func() string
 	tasks  func(node string) []swarm.Task
 	active atomic.Int32
+
+	mu    sync.Mutex
+	start time.Time
+	added []string
+}
+
+func (f *fakeTaskLogs) add(line string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.added = append(f.added, line)
 }
 
 func (f *fakeTaskLogs) List(_ context.Context, _ bool, _ int, _ bool, fl filters.Args) ([]container.Summary, error) {
@@ -75,15 +87,43 @@ func (f *fakeTaskLogs) List(_ context.Context, _ bool, _ int, _ bool, fl filters
 func (f *fakeTaskLogs) LogEntries(ctx context.Context, ref string, opts container.LogsOptions, w io.Writer) error {
 	f.active.Add(1)
 	defer f.active.Add(-1)
-	ts := time.Now().UTC().Format(time.RFC3339Nano)
-	if _, err := w.Write(frame(1, ts+" hello-"+strings.TrimPrefix(ref, "c-")+"\n")); err != nil {
-		return err
+	var since time.Time
+	if opts.Since != "" {
+		var sec, nsec int64
+		if _, err := fmt.Sscanf(opts.Since, "%d.%d", &sec, &nsec); err != nil {
+			return err
+		}
+		since = time.Unix(sec, nsec)
 	}
-	if opts.Follow {
-		<-ctx.Done()
-		return ctx.Err()
+	// Line i of the log was written i seconds after the fake started.
+	f.mu.Lock()
+	if f.start.IsZero() {
+		f.start = time.Now().UTC()
 	}
-	return nil
+	start := f.start
+	f.mu.Unlock()
+	for sent := 0; ; {
+		f.mu.Lock()
+		lines := append([]string{"hello-" + strings.TrimPrefix(ref, "c-")}, f.added...)
+		f.mu.Unlock()
+		for ; sent < len(lines); sent++ {
+			at := start.Add(time.Duration(sent) * time.Second)
+			if at.Before(since) {
+				continue
+			}
+			if _, err := w.Write(frame(1, at.Format(time.RFC3339Nano)+" "+lines[sent]+"\n")); err != nil {
+				return err
+			}
+		}
+		if !opts.Follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // collect reads a log stream to its end.
@@ -125,6 +165,19 @@ func TestServiceLogs(t *testing.T) {
 		src.node = func() string { return n.s.Info(ctx).NodeID }
 		srcs = append(srcs, src)
 		t.Cleanup(n.s.Close)
+	}
+	// The worker's control connections, to break them.
+	var connMu sync.Mutex
+	var wrkConns []net.Conn
+	dial := wrk.s.client.tr.DialContext
+	wrk.s.client.tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			connMu.Lock()
+			wrkConns = append(wrkConns, c)
+			connMu.Unlock()
+		}
+		return c, err
 	}
 	tasksOf = func(node string) []swarm.Task {
 		ts, _ := mgr.s.Tasks(ctx, filters.NewArgs(filters.Arg("node", node)))
@@ -209,6 +262,28 @@ func TestServiceLogs(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("following: %q", got)
 		}
+	}
+	// A followed stream that breaks goes on after the last line it sent, without repeating it.
+	connMu.Lock()
+	for _, c := range wrkConns {
+		c.Close()
+	}
+	connMu.Unlock()
+	// A line written while the stream breaks may be lost; one written after it is not.
+	waitFor(t, 5*time.Second, "the worker's reader to stop", func() bool { return srcs[1].active.Load() == 0 })
+	srcs[1].add("after-break")
+	select {
+	case m := <-msgs:
+		if string(m.Line) != "after-break\n" {
+			t.Fatalf("after the break: %q %v", m.Line, m.Err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing after the break")
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("after the break, again: %q %v", m.Line, m.Err)
+	case <-time.After(500 * time.Millisecond):
 	}
 	cancel()
 	collect(t, msgs)
