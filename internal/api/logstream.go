@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/logs"
 	"github.com/docker/docker/api/types/backend"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -41,7 +42,7 @@ func writeLogMessages(w io.Writer, msgs <-chan *backend.LogMessage, opts contain
 		}
 		line = line[:0]
 		if opts.Timestamps {
-			line = msg.Timestamp.UTC().AppendFormat(line, "2006-01-02T15:04:05.000000000Z07:00")
+			line = msg.Timestamp.UTC().AppendFormat(line, logs.TimestampFormat)
 			line = append(line, ' ')
 		}
 		if opts.Details {

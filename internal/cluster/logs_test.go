@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -152,14 +153,18 @@ func collect(t *testing.T, msgs <-chan *backend.LogMessage) (lines []string, err
 	}
 }
 
-// TestServiceLogs gathers a service's logs from a manager and a worker without executors: their fake
-// engines have one container per task assigned to them.
+// TestServiceLogs gathers a service's logs from two managers and a worker without executors: their fake
+// engines have one container per task assigned to them. Either manager answers.
+func newTestNodeAt(t *testing.T, name string) *testNode {
+	return &testNode{root: filepath.Join(t.TempDir(), name, "swarm"), addr: freeAddr(t)}
+}
+
 func TestServiceLogs(t *testing.T) {
 	ctx := context.Background()
-	mgr, wrk := &testNode{root: t.TempDir() + "/m/swarm", addr: freeAddr(t)}, &testNode{root: t.TempDir() + "/w/swarm", addr: freeAddr(t)}
+	mgr, wrk, mgr2 := newTestNodeAt(t, "m"), newTestNodeAt(t, "w"), newTestNodeAt(t, "m2")
 	var tasksOf func(node string) []swarm.Task
 	var srcs []*fakeTaskLogs
-	for _, n := range []*testNode{mgr, wrk} {
+	for _, n := range []*testNode{mgr, wrk, mgr2} {
 		src := &fakeTaskLogs{tasks: func(node string) []swarm.Task { return tasksOf(node) }}
 		n.s = New(Config{Root: n.root, Description: func() NodeDescription { return NodeDescription{Hostname: n.addr} }, TaskLogs: src})
 		src.node = func() string { return n.s.Info(ctx).NodeID }
@@ -190,18 +195,31 @@ func TestServiceLogs(t *testing.T) {
 	if err := wrk.s.Join(ctx, swarm.JoinRequest{RemoteAddrs: []string{mgr.addr}, AdvertiseAddr: wrk.addr, JoinToken: sw.JoinTokens.Worker}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the worker to be ready", func() bool {
-		n, err := mgr.s.Node(ctx, wrk.s.Info(ctx).NodeID)
-		return err == nil && n.Status.State == swarm.NodeStateReady
+	if err := mgr2.s.Join(ctx, swarm.JoinRequest{ListenAddr: mgr2.addr, RemoteAddrs: []string{mgr.addr}, AdvertiseAddr: mgr2.addr, JoinToken: sw.JoinTokens.Manager}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the nodes to be ready", func() bool {
+		for _, n := range []*testNode{wrk, mgr2} {
+			if n, err := mgr.s.Node(ctx, n.s.Info(ctx).NodeID); err != nil || n.Status.State != swarm.NodeStateReady {
+				return false
+			}
+		}
+		return true
 	})
-	svc, err := mgr.s.CreateService(ctx, replicated("web", "busybox", 2))
+	svc, err := mgr.s.CreateService(ctx, replicated("web", "busybox", 3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var tasks []swarm.Task
 	waitFor(t, 10*time.Second, "a task on each node", func() bool {
 		tasks, _ = mgr.s.Tasks(ctx, filters.NewArgs(filters.Arg("service", "web")))
-		return len(tasks) == 2 && tasks[0].NodeID != "" && tasks[1].NodeID != "" && tasks[0].NodeID != tasks[1].NodeID
+		nodes := map[string]bool{}
+		for _, tk := range tasks {
+			if tk.NodeID != "" {
+				nodes[tk.NodeID] = true
+			}
+		}
+		return len(tasks) == 3 && len(nodes) == 3
 	})
 	var want []string
 	for _, tk := range tasks {
@@ -211,13 +229,17 @@ func TestServiceLogs(t *testing.T) {
 	all := container.LogsOptions{ShowStdout: true, ShowStderr: true}
 
 	// The nodes' pollers start within a couple of seconds of joining; until then a call may miss one.
-	waitFor(t, 10*time.Second, "every node to answer", func() bool {
-		msgs, _, err := mgr.s.ServiceLogs(ctx, backend.LogSelector{Services: []string{"web"}}, all)
-		if err != nil {
-			t.Fatal(err)
+	waitFor(t, 10*time.Second, "every node to answer both managers", func() bool {
+		for _, m := range []*testNode{mgr, mgr2} {
+			msgs, _, err := m.s.ServiceLogs(ctx, backend.LogSelector{Services: []string{"web"}}, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lines, errs := collect(t, msgs); !slices.Equal(lines, want) || len(errs) > 0 {
+				return false
+			}
 		}
-		lines, errs := collect(t, msgs)
-		return slices.Equal(lines, want) && len(errs) == 0
+		return true
 	})
 
 	cases := []struct {
@@ -255,7 +277,7 @@ func TestServiceLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for len(got) < 2 {
+	for len(got) < 3 {
 		select {
 		case m := <-msgs:
 			got = append(got, string(m.Line))
@@ -306,7 +328,7 @@ func TestServiceLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines, errs := collect(t, msgs)
-	if len(lines) != 1 || strings.Contains(lines[0], wrkID) || len(errs) != 1 || !strings.Contains(errs[0], "node "+wrkID+" is not available") {
+	if len(lines) != 2 || strings.Contains(strings.Join(lines, ""), wrkID) || len(errs) != 1 || !strings.Contains(errs[0], "node "+wrkID+" is not available") {
 		t.Fatalf("with the worker gone: %q %q", lines, errs)
 	}
 }
