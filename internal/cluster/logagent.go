@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/executor"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 )
@@ -273,7 +274,8 @@ func (s *Service) taskContainers(ctx context.Context, src TaskLogSource, sub log
 func readTaskLogs(ctx context.Context, src TaskLogSource, c container.Summary, opts container.LogsOptions, emit func(logEntry) error) {
 	w := &entryWriter{task: c.Labels[executor.LabelTaskID], service: c.Labels[executor.LabelServiceID], emit: emit}
 	err := src.LogEntries(ctx, c.ID, opts, w)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, errEmit) {
+	// A container removed since it was listed (its task replaced) has no logs left to give.
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errEmit) && !errdefs.IsNotFound(err) {
 		_ = emit(logEntry{ServiceID: w.service, TaskID: w.task, Err: fmt.Sprintf("task %s: %v", w.task, err)})
 	}
 }
