@@ -140,9 +140,6 @@ func TestClusterServices(t *testing.T) {
 	if r := m1.docker("service", "rm", "nope"); r.code == 0 || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("service rm of a missing service: %s", r)
 	}
-	if r := m1.docker("service", "logs", "web"); r.code == 0 || !strings.Contains(r.stderr, "not supported") {
-		t.Fatalf("service logs: %s", r)
-	}
 
 	// Without -d the docker CLI follows the tasks until they are up to date and stable.
 	if r := m1.docker("service", "create", "--no-resolve-image", "--name", "steady", "--replicas", "2", "--stop-grace-period", "1s", busybox, "sleep", "1d"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "converged") {

@@ -241,16 +241,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, id string
 	if s.containers == nil {
 		return errNoBackend("container")
 	}
-	opts := container.LogsOptions{
-		ShowStdout: queryBool(r, "stdout"),
-		ShowStderr: queryBool(r, "stderr"),
-		Since:      r.URL.Query().Get("since"),
-		Until:      r.URL.Query().Get("until"),
-		Timestamps: queryBool(r, "timestamps"),
-		Follow:     queryBool(r, "follow"),
-		Tail:       r.URL.Query().Get("tail"),
-		Details:    queryBool(r, "details"),
-	}
+	opts := logsOptions(r)
 	if !opts.ShowStdout && !opts.ShowStderr {
 		return errdefs.InvalidParameter(errors.New("Bad parameters: you must choose at least one stream"))
 	}
@@ -275,6 +266,20 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, id string
 		return nil
 	}
 	return err
+}
+
+// logsOptions reads the query of the logs routes.
+func logsOptions(r *http.Request) container.LogsOptions {
+	return container.LogsOptions{
+		ShowStdout: queryBool(r, "stdout"),
+		ShowStderr: queryBool(r, "stderr"),
+		Since:      r.URL.Query().Get("since"),
+		Until:      r.URL.Query().Get("until"),
+		Timestamps: queryBool(r, "timestamps"),
+		Follow:     queryBool(r, "follow"),
+		Tail:       r.URL.Query().Get("tail"),
+		Details:    queryBool(r, "details"),
+	}
 }
 
 func (s *Server) hasTTY(ctx context.Context, id string) (bool, error) {

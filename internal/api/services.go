@@ -2,10 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
-	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/backend"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -70,8 +69,36 @@ func (s *Server) serviceRemove(w http.ResponseWriter, r *http.Request, name stri
 	return nil
 }
 
-func (s *Server) serviceLogs(http.ResponseWriter, *http.Request, string) error {
-	return errdefs.NotImplemented(errors.New("service and task logs are not supported by Berth yet"))
+func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, name string) error {
+	return s.swarmLogs(w, r, backend.LogSelector{Services: []string{name}})
+}
+
+func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request, name string) error {
+	return s.swarmLogs(w, r, backend.LogSelector{Tasks: []string{name}})
+}
+
+// swarmLogs serves GET /services/{id}/logs and /tasks/{id}/logs. Errors (an unknown service or task) are
+// answered before the header; once the stream has started, a failure is a message in it.
+func (s *Server) swarmLogs(w http.ResponseWriter, r *http.Request, sel backend.LogSelector) error {
+	b, err := s.swarmBackend()
+	if err != nil {
+		return err
+	}
+	opts := logsOptions(r)
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
+	msgs, tty, err := b.ServiceLogs(ctx, sel, opts)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", outputMediaType(r.Context(), tty))
+	w.WriteHeader(http.StatusOK)
+	fw := newFlushWriter(w)
+	if err := fw.rc.Flush(); err != nil {
+		return nil
+	}
+	_ = writeLogMessages(fw, msgs, opts, !tty)
+	return nil
 }
 
 func (s *Server) taskList(w http.ResponseWriter, r *http.Request, _ string) error {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/backend"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -32,6 +34,9 @@ type SwarmBackend interface {
 	RemoveService(ctx context.Context, ref string) error
 	Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error)
 	InspectTask(ctx context.Context, ref string) (swarm.Task, error)
+	// ServiceLogs streams the logs of the selected services' and tasks' containers; the channel closes
+	// when the stream ends or ctx does. tty reports that they are one raw stream.
+	ServiceLogs(ctx context.Context, sel backend.LogSelector, opts container.LogsOptions) (msgs <-chan *backend.LogMessage, tty bool, err error)
 }
 
 func (s *Server) swarmRoutes() []route {
@@ -55,7 +60,7 @@ func (s *Server) swarmRoutes() []route {
 		named(http.MethodGet, "/services/", "/logs", s.serviceLogs),
 		fixed(http.MethodGet, "/tasks", s.taskList),
 		named(http.MethodGet, "/tasks/", "", s.taskInspect),
-		named(http.MethodGet, "/tasks/", "/logs", s.serviceLogs),
+		named(http.MethodGet, "/tasks/", "/logs", s.taskLogs),
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/docker/docker/api/types/backend"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -21,6 +23,9 @@ type fakeSwarm struct {
 	force   bool
 	filters filters.Args
 	err     error
+	sel     backend.LogSelector
+	logs    []*backend.LogMessage
+	tty     bool
 }
 
 func (f *fakeSwarm) Init(context.Context, swarm.InitRequest) (string, error) { return "node1", f.err }
@@ -71,6 +76,19 @@ func (f *fakeSwarm) Tasks(_ context.Context, fl filters.Args) ([]swarm.Task, err
 func (f *fakeSwarm) InspectTask(_ context.Context, ref string) (swarm.Task, error) {
 	f.ref = ref
 	return swarm.Task{ID: ref}, f.err
+}
+
+func (f *fakeSwarm) ServiceLogs(_ context.Context, sel backend.LogSelector, _ container.LogsOptions) (<-chan *backend.LogMessage, bool, error) {
+	f.sel = sel
+	if f.err != nil {
+		return nil, false, f.err
+	}
+	ch := make(chan *backend.LogMessage, len(f.logs))
+	for _, m := range f.logs {
+		ch <- m
+	}
+	close(ch)
+	return ch, f.tty, nil
 }
 
 func call(t *testing.T, h http.Handler, method, path, body string) *httptest.ResponseRecorder {

@@ -22,7 +22,8 @@ import (
 func newServiceCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Manage Swarm services", Args: noArgs, RunE: showHelp}
 	cmd.AddCommand(newServiceCreateCommand(e), newServiceLsCommand(e), newServicePsCommand(e), newServiceInspectCommand(e),
-		newServiceRmCommand(e), newServiceScaleCommand(e), newServiceUpdateCommand(e), newServiceRollbackCommand(e))
+		newServiceRmCommand(e), newServiceScaleCommand(e), newServiceUpdateCommand(e), newServiceRollbackCommand(e),
+		newServiceLogsCommand(e))
 	return cmd
 }
 

@@ -73,6 +73,8 @@ type Config struct {
 	NewExecutor func(nodeID string) (Executor, error)
 	// Networks sets up the overlay networks on this node; nil joins none.
 	Networks NetworkAgent
+	// TaskLogs reads the logs of this node's task containers for service logs; nil sends none.
+	TaskLogs TaskLogSource
 }
 
 // Role is a node's role.
@@ -172,6 +174,7 @@ type manager struct {
 	ctrl     *http.Server
 	status   *statusTracker
 	statuses *statusQueue
+	logs     *logBroker
 	stopLoop context.CancelFunc
 	// demoting is set once the manager has seen its own demotion and started becoming a worker.
 	demoting atomic.Bool

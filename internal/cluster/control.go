@@ -144,6 +144,7 @@ func (s *Service) controlHandler(m *manager) http.Handler {
 		req.NodeID = id
 		reply(w, nil, s.leaderCall(r.Context(), m, opTaskStatus, req, nil))
 	})
+	s.logHandlers(mux, m)
 	mux.HandleFunc("POST /leader/{op}", func(w http.ResponseWriter, r *http.Request) {
 		if id, role, ok := peer(w, r); !ok {
 			return

@@ -87,7 +87,7 @@ func (s *Service) startManager(bootstrap bool) (err error) {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &manager{self: st.NodeID, raft: r, bolt: logs, store: fsm, mux: mux, status: newStatusTracker(), statuses: newStatusQueue(), stopLoop: cancel}
+	m := &manager{self: st.NodeID, raft: r, bolt: logs, store: fsm, mux: mux, status: newStatusTracker(), statuses: newStatusQueue(), logs: newLogBroker(), stopLoop: cancel}
 	// A manager that has applied nothing yet (it is joining) cannot tell managers apart; it has nothing to
 	// protect either, and the leader must reach it.
 	mux.SetRaftFilter(func(id string) bool { return fsm.Index() == 0 || m.isManager(id) })

@@ -322,6 +322,11 @@ func (s *Service) InspectTask(ctx context.Context, ref string) (swarm.Task, erro
 	if err != nil {
 		return swarm.Task{}, err
 	}
+	return m.resolveTask(ref)
+}
+
+// resolveTask finds a task by full ID, then unique ID prefix.
+func (m *manager) resolveTask(ref string) (swarm.Task, error) {
 	if o, ok := m.store.Get(kindTask, ref); ok {
 		return toTask(o), nil
 	}

@@ -99,6 +99,10 @@ func (s *Service) startSession() {
 	if s.state != nil {
 		s.agents.Add(1)
 		go func(id string) { defer s.agents.Done(); s.runAgent(ctx, id) }(s.state.NodeID)
+		if s.cfg.TaskLogs != nil {
+			s.agents.Add(1)
+			go func() { defer s.agents.Done(); s.runLogAgent(ctx) }()
+		}
 	}
 	go func() {
 		t := time.NewTicker(HeartbeatPeriod)

@@ -149,8 +149,19 @@ func (s *Service) attach(ctx context.Context, st attachTarget, opts AttachOption
 	return err
 }
 
-// Logs writes a container's logs to w in Docker's multiplexed framing.
+// Logs writes a container's logs to w in Docker's multiplexed framing, or raw for a TTY container.
 func (s *Service) Logs(ctx context.Context, ref string, opts container.LogsOptions, w io.Writer) error {
+	return s.readLogs(ctx, ref, opts, w, false)
+}
+
+// LogEntries writes a container's logs to w in the multiplexed framing even for a TTY container: one
+// frame per log entry, which is what a reader that needs each entry's stream and time (the cluster's
+// task logs) parses.
+func (s *Service) LogEntries(ctx context.Context, ref string, opts container.LogsOptions, w io.Writer) error {
+	return s.readLogs(ctx, ref, opts, w, true)
+}
+
+func (s *Service) readLogs(ctx context.Context, ref string, opts container.LogsOptions, w io.Writer, framed bool) error {
 	c, err := s.get(ref)
 	if err != nil {
 		return err
@@ -181,7 +192,7 @@ func (s *Service) Logs(ctx context.Context, ref string, opts container.LogsOptio
 		stopped = closedChan
 	}
 	c.mu.Unlock()
-	return logs.Read(ctx, logPath, ro, ttyWriter(w, tty), stopped)
+	return logs.Read(ctx, logPath, ro, ttyWriter(w, tty && !framed), stopped)
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -22,6 +22,7 @@ func (d *Daemon) openCluster(ctx context.Context) {
 		RaftLog:     &raftLogWriter{log: d.log},
 		NewExecutor: func(nodeID string) (cluster.Executor, error) { return d.NewExecutor(nodeID) },
 		Networks:    d.overlay,
+		TaskLogs:    d.containers,
 	})
 	if err := d.cluster.Start(ctx); err != nil {
 		d.log.Error("swarm: could not resume this node's cluster membership", "err", err)
