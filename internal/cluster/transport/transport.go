@@ -31,6 +31,14 @@ const (
 // handshakeTimeout bounds how long a peer may take to say what it is and finish TLS.
 const handshakeTimeout = 5 * time.Second
 
+// The swarm port is open to the network before any certificate is checked, so what a stranger can hold
+// there is bounded: a few handshakes in progress per address (one host cannot fill the queue for the
+// others), and the connections of all kinds in total, well below the process's open-files limit.
+var (
+	MaxPendingPerIP = 32
+	MaxConns        = 4096
+)
+
 // Identity is a node's TLS identity: its certificate (with key) and the cluster CA that it trusts.
 type Identity struct {
 	Cert tls.Certificate
@@ -129,6 +137,42 @@ type Mux struct {
 	// allowRaft, when set, must approve a raft peer's node ID: a certificate alone does not say the node
 	// is still a manager (it may have been demoted since it was issued).
 	allowRaft atomic.Pointer[func(nodeID string) bool]
+
+	live    atomic.Int64 // open connections
+	pmu     sync.Mutex
+	pending map[string]int // handshakes in progress by remote address
+}
+
+// countedConn gives back its slot of Mux.live when closed.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	live *atomic.Int64
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.live.Add(-1) })
+	return c.Conn.Close()
+}
+
+// admit reserves a handshake slot for conn's remote address, or says no.
+func (m *Mux) admit(conn net.Conn) (string, bool) {
+	host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	if m.pending[host] >= MaxPendingPerIP {
+		return host, false
+	}
+	m.pending[host]++
+	return host, true
+}
+
+func (m *Mux) handshaken(host string) {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	if m.pending[host]--; m.pending[host] <= 0 {
+		delete(m.pending, host)
+	}
 }
 
 // SetRaftFilter makes the mux accept raft streams only from peers whose node ID allow approves.
@@ -140,7 +184,8 @@ func Listen(addr string, creds *Creds) (*Mux, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Mux{ln: ln, creds: creds, raft: make(chan net.Conn), control: make(chan net.Conn), done: make(chan struct{})}
+	m := &Mux{ln: ln, creds: creds, raft: make(chan net.Conn), control: make(chan net.Conn), done: make(chan struct{}),
+		pending: map[string]int{}}
 	go m.serve()
 	return m, nil
 }
@@ -170,7 +215,21 @@ func (m *Mux) serve() {
 			m.Close()
 			return
 		}
-		go m.sort(conn)
+		if m.live.Add(1) > int64(MaxConns) {
+			m.live.Add(-1)
+			conn.Close()
+			continue
+		}
+		conn = &countedConn{Conn: conn, live: &m.live}
+		host, ok := m.admit(conn)
+		if !ok {
+			conn.Close()
+			continue
+		}
+		go func() {
+			defer m.handshaken(host)
+			m.sort(conn)
+		}()
 	}
 }
 

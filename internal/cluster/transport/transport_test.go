@@ -126,3 +126,80 @@ func TestMuxSortsAndAuthenticates(t *testing.T) {
 		t.Fatalf("join dial with another CA's digest: %v", err)
 	}
 }
+
+// One address cannot hold more than MaxPendingPerIP handshakes open, nor anybody more than MaxConns
+// connections; a node still gets in once the strangers are gone.
+func TestMuxCapsConnections(t *testing.T) {
+	defer func(p, c int) { MaxPendingPerIP, MaxConns = p, c }(MaxPendingPerIP, MaxConns)
+	MaxPendingPerIP, MaxConns = 4, 6
+	authority, _ := ca.New("c1")
+	mux, err := Listen("127.0.0.1:0", NewCreds(identity(t, authority, "m1", ca.ManagerOU)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	addr := mux.Addr().String()
+	closedSoon := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	}
+	var idle []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !closedSoon(extra) {
+		t.Fatal("a fifth handshake from one address was let wait")
+	}
+	extra.Close()
+	for _, c := range idle {
+		if closedSoon(c) {
+			t.Fatal("an admitted connection was closed before its handshake timed out")
+		}
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	w := NewCreds(identity(t, authority, "w1", ca.WorkerOU))
+	eventuallyDial := func() net.Conn {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			c, err := DialControl(context.Background(), addr, w)
+			if err == nil {
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("control dial after the strangers left: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ctl := mux.ControlListener()
+	var open []net.Conn
+	for range MaxConns {
+		c := eventuallyDial()
+		if accept(ctl) == nil {
+			t.Fatal("control stream not accepted")
+		}
+		open = append(open, c)
+	}
+	over, err := net.Dial("tcp", addr)
+	if err == nil {
+		if !closedSoon(over) {
+			t.Fatal("a connection over MaxConns was kept")
+		}
+		over.Close()
+	}
+	for _, c := range open {
+		c.Close()
+	}
+}
