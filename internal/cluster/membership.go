@@ -316,7 +316,7 @@ func (s *Service) admit(ctx context.Context, m *manager, req joinRequest, remote
 		return joinResponse{}, err
 	}
 	nodeID := newID()
-	cert, err := authority.Sign(req.CSR, nodeID, roleOU(role))
+	cert, err := authority.SignFor(req.CSR, nodeID, roleOU(role), certValidity(c))
 	if err != nil {
 		return joinResponse{}, errdefs.InvalidParameter(err)
 	}

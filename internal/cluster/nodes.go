@@ -230,6 +230,9 @@ func (s *Service) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 	if flags.RotateManagerUnlockKey || spec.EncryptionConfig.AutoLockManagers {
 		return errdefs.NotImplemented(errors.New("swarm autolock is not supported by Berth yet"))
 	}
+	if e := spec.CAConfig.NodeCertExpiry; e != 0 && e < ca.MinCertValidity {
+		return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = minimum certificate expiry time is %s", ca.MinCertValidity))
+	}
 	c.Spec = defaultSpec(spec)
 	if flags.RotateWorkerToken || flags.RotateManagerToken {
 		root, err := ca.ParseCert(c.CACert)

@@ -56,7 +56,7 @@ func (s *Service) renew(m *manager, req nodeRequest) (renewResponse, error) {
 		return renewResponse{}, err
 	}
 	role := Role(n.Spec.Role)
-	cert, err := authority.Sign(req.CSR, req.NodeID, roleOU(role))
+	cert, err := authority.SignFor(req.CSR, req.NodeID, roleOU(role), certValidity(c))
 	if err != nil {
 		return renewResponse{}, errdefs.InvalidParameter(err)
 	}
@@ -151,7 +151,38 @@ func (s *Service) beat(ctx context.Context) {
 		} else if m.demoting.CompareAndSwap(false, true) {
 			s.demoteSelf()
 		}
+		return
 	}
+	if err == nil {
+		s.renewIfDue(ctx, st)
+	}
+}
+
+// needsRenewal is ca.NeedsRenewal; tests replace it rather than wait weeks.
+var needsRenewal = ca.NeedsRenewal
+
+// certValidity is the lifetime of the certificates the cluster issues.
+func certValidity(c clusterObject) time.Duration {
+	return max(c.Spec.CAConfig.NodeCertExpiry, ca.MinCertValidity)
+}
+
+// renewIfDue replaces this node's certificate, for the same role, once NeedsRenewal says so: a cluster
+// must not stop the day its first certificates expire.
+func (s *Service) renewIfDue(ctx context.Context, st *localState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != st || s.creds == nil {
+		return
+	}
+	id := s.creds.Get()
+	if id == nil || id.Cert.Leaf == nil || !needsRenewal(id.Cert.Leaf, time.Now()) {
+		return
+	}
+	if err := s.changeRole(ctx, st, st.Role); err != nil {
+		s.log.Warn("swarm: renewing this node's certificate", "err", err, "expires", id.Cert.Leaf.NotAfter)
+		return
+	}
+	s.log.Info("swarm: renewed this node's certificate", "expires", s.creds.Get().Cert.Leaf.NotAfter)
 }
 
 // recordBeat records a heartbeat's outcome and reports whether this node's role has changed.

@@ -35,6 +35,18 @@ const (
 // CertValidity is how long a node certificate lasts (Docker's default expiry).
 const CertValidity = 90 * 24 * time.Hour
 
+// MinCertValidity is the shortest --cert-expiry a cluster accepts, as Docker's.
+const MinCertValidity = time.Hour
+
+// NeedsRenewal reports whether a node should renew cert now: once less than a third of its lifetime
+// (counted from issue, not from NotBefore's allowance for clock skew) is left. Renewal is then due
+// well before expiry, whatever the lifetime, and a node down for a while renews as soon as it is back.
+func NeedsRenewal(cert *x509.Certificate, now time.Time) bool {
+	issued := cert.NotBefore.Add(time.Hour)
+	life := cert.NotAfter.Sub(issued)
+	return cert.NotAfter.Sub(now) < life/3
+}
+
 // CA signs node certificates.
 type CA struct {
 	Cert    *x509.Certificate
@@ -99,6 +111,11 @@ func ParseCert(certPEM []byte) (*x509.Certificate, error) {
 // Sign issues a certificate for the key in csrPEM: CN nodeID, OU the role's, O the CA's cluster ID. The
 // CSR's own subject is ignored: the CA alone says who a node is.
 func (c *CA) Sign(csrPEM []byte, nodeID, ou string) ([]byte, error) {
+	return c.SignFor(csrPEM, nodeID, ou, CertValidity)
+}
+
+// SignFor is Sign with the certificate's lifetime (the cluster's --cert-expiry).
+func (c *CA) SignFor(csrPEM []byte, nodeID, ou string, validity time.Duration) ([]byte, error) {
 	blk, _ := pem.Decode(csrPEM)
 	if blk == nil {
 		return nil, errors.New("certificate request is not PEM")
@@ -115,7 +132,7 @@ func (c *CA) Sign(csrPEM []byte, nodeID, ou string) ([]byte, error) {
 		Subject:      pkix.Name{CommonName: nodeID, OrganizationalUnit: []string{ou}, Organization: c.Cert.Subject.Organization},
 		DNSNames:     []string{ou, nodeID},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(CertValidity),
+		NotAfter:     time.Now().Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
