@@ -9,8 +9,9 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 )
 
-// NodeNetworks is what a node needs to set up the cluster's overlay networks on its side: every network,
-// where each endpoint on another node lives, and the services each network carries. It travels with
+// NodeNetworks is what a node needs to set up the cluster's overlay networks on its side: the networks
+// its tasks use and ingress, where each of their endpoints on other nodes lives, and the services each
+// network carries. It travels with
 // the node's assignments and is replaced as a whole, so a node that missed updates (or restarted) ends
 // up where the cluster is.
 type NodeNetworks struct {
@@ -48,8 +49,21 @@ func (m *manager) networkView(node string, services map[string]swarm.Service, ta
 		svcIDs = append(svcIDs, id)
 	}
 	sort.Strings(svcIDs)
+	// A node sets up the networks its tasks use, and ingress (every node publishes the routing mesh's
+	// ports).
+	used := map[string]bool{}
+	for _, t := range tasks {
+		if t.NodeID == node && !taskEnded(t) {
+			for _, at := range t.NetworksAttachments {
+				used[at.Network.ID] = true
+			}
+		}
+	}
 	for _, o := range m.store.List(kindNetwork) {
 		n := toNetwork(o)
+		if !n.Spec.Ingress && !used[n.ID] {
+			continue
+		}
 		subnet, gw := n.subnet()
 		v := NetworkView{Ingress: n.Spec.Ingress, Spec: overlay.Spec{ID: n.ID, Name: n.Spec.Name, VNI: n.vni(), Subnet: subnet, Gateway: gw}}
 		if n.Spec.Ingress {

@@ -76,6 +76,9 @@ func (a *overlayAgent) SetNetworks(nn cluster.NodeNetworks) error {
 			continue
 		}
 		want[v.Spec.ID] = true
+		if _, known := a.have[v.Spec.ID]; !known {
+			errs = append(errs, a.reattach(drv, v.Spec.ID))
+		}
 		local = append(local, network.Network{ID: v.Spec.ID, Name: v.Spec.Name, Subnet: v.Spec.Subnet, Gateway: v.Spec.Gateway,
 			Labels: map[string]string{}, Options: map[string]string{}})
 		if err := drv.SetPeers(v.Spec.ID, v.Peers); err != nil {
@@ -109,6 +112,25 @@ func (a *overlayAgent) SetNetworks(nn cluster.NodeNetworks) error {
 			continue
 		}
 		delete(a.have, id)
+	}
+	return errors.Join(errs...)
+}
+
+// reattach records with the driver the endpoints local containers already have on network id: the
+// driver keeps its state in memory, so after a restart of berthd the running tasks' endpoints (their
+// links survived) must be attached again for their VIP rules and for Detach to find them.
+func (a *overlayAgent) reattach(drv *overlay.Driver, id string) error {
+	var errs []error
+	for _, sb := range a.nets.Sandboxes(id) {
+		for _, ep := range sb.Endpoints {
+			if ep.NetworkID != id {
+				continue
+			}
+			mac, _ := net.ParseMAC(ep.MAC)
+			if err := drv.Attach(id, overlay.Endpoint{NetNS: sb.NetNS, IfName: ep.IfName, IP: ep.IP, MAC: mac}); err != nil {
+				errs = append(errs, fmt.Errorf("re-attaching %s to network %s: %w", sb.Name, id, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
