@@ -56,6 +56,12 @@ func TestClusterOverlay(t *testing.T) {
 		"-p", "8080:8080", busybox, "sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www")
 	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "client", "--network", "appnet",
 		"--constraint", "node.hostname==om1", busybox, "sleep", "1d")
+	if r := m1.docker("service", "create", "-d", "--no-resolve-image", "--name", "web2", "-p", "8080:80", busybox, "sleep", "1d"); r.code == 0 || !strings.Contains(r.stderr, "already in use by service 'web'") {
+		t.Fatalf("a second service on port 8080: %s", r)
+	}
+	if r := m1.docker("service", "create", "-d", "--no-resolve-image", "--name", "web3", "--network", "nonet", busybox, "sleep", "1d"); r.code == 0 || !strings.Contains(r.stderr, "nonet") {
+		t.Fatalf("a service on a network that does not exist: %s", r)
+	}
 	if r := m1.docker("network", "rm", "appnet"); r.code == 0 || !strings.Contains(r.stderr, "in use by service") {
 		t.Fatalf("removing a network in use: %s", r)
 	}

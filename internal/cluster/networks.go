@@ -317,6 +317,42 @@ func (m *manager) resolveServiceNetworks(spec *swarm.ServiceSpec) error {
 	return nil
 }
 
+// checkPublishedPorts refuses a spec (of service self, "" for a new one) that publishes through the
+// routing mesh when there is no ingress network, or a port another service publishes already.
+func (m *manager) checkPublishedPorts(self string, spec swarm.ServiceSpec) error {
+	if !usesIngress(swarm.Service{Spec: spec}) {
+		return nil
+	}
+	ingress := false
+	for _, o := range m.store.List(kindNetwork) {
+		ingress = ingress || toNetwork(o).Spec.Ingress
+	}
+	if !ingress {
+		return errdefs.InvalidParameter(errors.New("rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present"))
+	}
+	taken := map[string]swarm.Service{}
+	for _, o := range m.store.List(kindService) {
+		sv := toService(o)
+		if sv.ID == self {
+			continue
+		}
+		for _, p := range sv.Endpoint.Ports {
+			if p.PublishMode == swarm.PortConfigPublishModeIngress && p.PublishedPort != 0 {
+				taken[portKey(p)] = sv
+			}
+		}
+	}
+	for _, p := range endpoint(spec, swarm.Endpoint{}).Ports {
+		if p.PublishMode != swarm.PortConfigPublishModeIngress || p.PublishedPort == 0 {
+			continue
+		}
+		if sv, ok := taken[portKey(p)]; ok {
+			return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = port '%d' is already in use by service '%s' (%s) as an ingress port", p.PublishedPort, sv.Spec.Name, sv.ID))
+		}
+	}
+	return nil
+}
+
 // usesIngress reports whether a service publishes ports through the routing mesh.
 func usesIngress(sv swarm.Service) bool {
 	if ep := sv.Spec.EndpointSpec; ep != nil {

@@ -44,6 +44,9 @@ func (s *Service) CreateService(ctx context.Context, spec swarm.ServiceSpec) (st
 	if err := m.resolveServiceNetworks(&spec); err != nil {
 		return "", err
 	}
+	if err := m.checkPublishedPorts("", spec); err != nil {
+		return "", err
+	}
 	if _, _, err := m.resolveService(spec.Name); err == nil {
 		return "", errNameConflict
 	}
@@ -210,6 +213,9 @@ func (s *Service) UpdateService(ctx context.Context, ref string, version uint64,
 			return errdefs.InvalidParameter(err)
 		}
 		if err := m.resolveServiceNetworks(&spec); err != nil {
+			return err
+		}
+		if err := m.checkPublishedPorts(sv.ID, spec); err != nil {
 			return err
 		}
 		if spec.Name != cur.Name {
