@@ -95,6 +95,33 @@ func (c *testCluster) ip(args ...string) {
 	}
 }
 
+// workerSwarm imports busybox on every host, makes the first host the swarm's manager, joins the
+// others as workers and waits until every node is ready.
+func (c *testCluster) workerSwarm() {
+	t := c.t
+	t.Helper()
+	for _, h := range c.hosts {
+		if r := h.berth("import", filepath.Join(env.tmp, "busybox.tar"), busybox); r.code != 0 {
+			t.Fatalf("%s: import busybox: %s", h.name, r)
+		}
+	}
+	m := c.hosts[0]
+	m.must("swarm", "init", "--advertise-addr", m.ip)
+	tok := m.must("swarm", "join-token", "-q", "worker")
+	for _, h := range c.hosts[1:] {
+		h.must("swarm", "join", "--token", tok, m.ip+":2377")
+	}
+	eventually(t, 10*time.Second, func() string {
+		tbl, msg := nodeTable(m)
+		for _, h := range c.hosts {
+			if !strings.HasPrefix(tbl[h.name], "Ready Active") {
+				return fmt.Sprintf("nodes not ready: %v %s", tbl, msg)
+			}
+		}
+		return ""
+	})
+}
+
 // host returns the host called name.
 func (c *testCluster) host(name string) *clusterHost {
 	for _, h := range c.hosts {

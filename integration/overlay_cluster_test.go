@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,28 +16,10 @@ import (
 func TestClusterOverlay(t *testing.T) {
 	c := newTestCluster(t, "om1", "ow1", "ow2")
 	m1 := c.host("om1")
-	for _, h := range c.hosts {
-		if r := h.berth("import", filepath.Join(env.tmp, "busybox.tar"), busybox); r.code != 0 {
-			t.Fatalf("%s: import busybox: %s", h.name, r)
-		}
-	}
 	if r := m1.docker("network", "create", "-d", "overlay", "nope"); r.code == 0 || !strings.Contains(r.stderr, "not a swarm manager") {
 		t.Fatalf("overlay network outside a swarm: %s", r)
 	}
-	m1.must("swarm", "init", "--advertise-addr", m1.ip)
-	tok := m1.must("swarm", "join-token", "-q", "worker")
-	for _, h := range c.hosts[1:] {
-		h.must("swarm", "join", "--token", tok, m1.ip+":2377")
-	}
-	eventually(t, 10*time.Second, func() string {
-		tbl, msg := nodeTable(m1)
-		for _, h := range c.hosts {
-			if !strings.HasPrefix(tbl[h.name], "Ready Active") {
-				return fmt.Sprintf("nodes not ready: %v %s", tbl, msg)
-			}
-		}
-		return ""
-	})
+	c.workerSwarm()
 
 	if got := m1.must("network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}} {{.Scope}}"); got != "ingress swarm" {
 		t.Fatalf("overlay networks after init: %q", got)

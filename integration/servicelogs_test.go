@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -49,19 +48,7 @@ func sortedLines(s string) []string {
 func TestClusterServiceLogs(t *testing.T) {
 	c := newTestCluster(t, "lm1", "lw1")
 	m1, w1 := c.host("lm1"), c.host("lw1")
-	for _, h := range c.hosts {
-		if r := h.berth("import", filepath.Join(env.tmp, "busybox.tar"), busybox); r.code != 0 {
-			t.Fatalf("%s: import busybox: %s", h.name, r)
-		}
-	}
-	m1.must("swarm", "init", "--advertise-addr", m1.ip)
-	w1.must("swarm", "join", "--token", m1.must("swarm", "join-token", "-q", "worker"), m1.ip+":2377")
-	eventually(t, 10*time.Second, func() string {
-		if tbl, msg := nodeTable(m1); !strings.HasPrefix(tbl["lw1"], "Ready Active") {
-			return fmt.Sprintf("worker not ready: %v %s", tbl, msg)
-		}
-		return ""
-	})
+	c.workerSwarm()
 	// Pauses between the lines order them in the log, which --tail relies on.
 	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "greet", "--replicas", "2", "--env", "SLOT={{.Task.Slot}}",
 		"--stop-grace-period", "1s", busybox, "sh", "-c", "echo first-$SLOT; sleep 0.2; echo oops-$SLOT >&2; sleep 0.2; echo hello-$SLOT; sleep 1000")

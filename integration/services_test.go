@@ -63,28 +63,10 @@ func sum(m map[string]int) int {
 func TestClusterServices(t *testing.T) {
 	c := newTestCluster(t, "sm1", "sw1", "sw2")
 	m1, w1, w2 := c.host("sm1"), c.host("sw1"), c.host("sw2")
-	for _, h := range c.hosts {
-		if r := h.berth("import", filepath.Join(env.tmp, "busybox.tar"), busybox); r.code != 0 {
-			t.Fatalf("%s: import busybox: %s", h.name, r)
-		}
-	}
 	if r := m1.docker("service", "ls"); r.code == 0 || !strings.Contains(r.stderr, "This node is not a swarm manager") {
 		t.Fatalf("service ls outside a swarm: %s", r)
 	}
-	m1.must("swarm", "init", "--advertise-addr", m1.ip)
-	tok := m1.must("swarm", "join-token", "-q", "worker")
-	for _, h := range []*clusterHost{w1, w2} {
-		h.must("swarm", "join", "--token", tok, m1.ip+":2377")
-	}
-	eventually(t, 10*time.Second, func() string {
-		tbl, msg := nodeTable(m1)
-		for _, h := range c.hosts {
-			if !strings.HasPrefix(tbl[h.name], "Ready Active") {
-				return fmt.Sprintf("nodes not ready: %v %s", tbl, msg)
-			}
-		}
-		return ""
-	})
+	c.workerSwarm()
 	if r := w1.docker("service", "ls"); r.code == 0 || !strings.Contains(r.stderr, "Worker nodes can't be used to view or modify cluster state") {
 		t.Fatalf("service ls on a worker: %s", r)
 	}
