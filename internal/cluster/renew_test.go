@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/ca"
+	"github.com/berth-dev/berth/internal/cluster/transport"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -25,11 +27,12 @@ func TestCertificateRenewal(t *testing.T) {
 	// Set before any node runs (the heartbeats read it): the certificates listed in old are due.
 	var mu sync.Mutex
 	old := map[string]bool{}
-	defer func(f func(*x509.Certificate, time.Time) bool) { needsRenewal = f }(needsRenewal)
-	needsRenewal = func(c *x509.Certificate, _ time.Time) bool {
+	// It is not put back: heartbeats of closed nodes may still read it, and for other certificates it
+	// answers as the real one.
+	needsRenewal = func(c *x509.Certificate, now time.Time) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return old[c.SerialNumber.String()]
+		return old[c.SerialNumber.String()] || ca.NeedsRenewal(c, now)
 	}
 	isOld := func(c *x509.Certificate) bool {
 		mu.Lock()
@@ -73,6 +76,16 @@ func TestCertificateRenewal(t *testing.T) {
 		if ca.Role(c) != map[*testNode]string{m: ca.ManagerOU, w: ca.WorkerOU}[n] {
 			t.Fatalf("renewal changed the role: %s", ca.Role(c))
 		}
+	}
+	// The manager's swarm port serves the renewed certificate.
+	conn, err := transport.DialControl(ctx, m.addr, w.s.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+	conn.Close()
+	if isOld(served) || served.SerialNumber.Cmp(cert(m).SerialNumber) != 0 {
+		t.Fatalf("the manager's port serves certificate %s, not the renewed %s", served.SerialNumber, cert(m).SerialNumber)
 	}
 	// Both keep working on their new certificates: a few heartbeats later the worker is still ready
 	// and its heartbeats succeed.

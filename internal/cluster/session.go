@@ -166,23 +166,46 @@ func certValidity(c clusterObject) time.Duration {
 	return max(c.Spec.CAConfig.NodeCertExpiry, ca.MinCertValidity)
 }
 
-// renewIfDue replaces this node's certificate, for the same role, once NeedsRenewal says so: a cluster
-// must not stop the day its first certificates expire.
+// renewIfDue replaces this node's certificate, for the same role, once needsRenewal says so: a cluster
+// must not stop the day its first certificates expire. The new identity goes into the node's Creds in
+// place, as the swarm port and raft's stream layer hold that same object. The call to the managers
+// is made without s.mu; a failed attempt waits a minute before the next.
 func (s *Service) renewIfDue(ctx context.Context, st *localState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state != st || s.creds == nil {
+	s.mu.RLock()
+	creds := s.creds
+	current := s.state == st && creds != nil
+	s.mu.RUnlock()
+	if !current || time.Now().Before(s.nextRenewal) {
 		return
 	}
-	id := s.creds.Get()
+	id := creds.Get()
 	if id == nil || id.Cert.Leaf == nil || !needsRenewal(id.Cert.Leaf, time.Now()) {
 		return
 	}
-	if err := s.changeRole(ctx, st, st.Role); err != nil {
+	s.nextRenewal = time.Now().Add(time.Minute)
+	keyPEM, csrPEM, err := ca.NewKey()
+	if err != nil {
+		return
+	}
+	var rr renewResponse
+	if err := s.workerCall(ctx, st, pathRenew, nodeRequest{CSR: csrPEM}, &rr); err != nil {
 		s.log.Warn("swarm: renewing this node's certificate", "err", err, "expires", id.Cert.Leaf.NotAfter)
 		return
 	}
-	s.log.Info("swarm: renewed this node's certificate", "expires", s.creds.Get().Cert.Leaf.NotAfter)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != st || s.creds != creds || rr.Role != st.Role {
+		return // the node left, or changed roles meanwhile: that path issued its own certificate
+	}
+	nid, err := s.saveIdentity(rr.Cert, keyPEM, rr.CA)
+	if err != nil {
+		s.log.Warn("swarm: saving the renewed certificate", "err", err)
+		return
+	}
+	creds.Set(nid)
+	s.client.tr.CloseIdleConnections()
+	s.nextRenewal = time.Time{}
+	s.log.Info("swarm: renewed this node's certificate", "expires", nid.Cert.Leaf.NotAfter)
 }
 
 // recordBeat records a heartbeat's outcome and reports whether this node's role has changed.
