@@ -120,7 +120,26 @@ func TestClusterOverlay(t *testing.T) {
 		}
 	}
 
-	m1.must("service", "rm", "web", "client")
+	// Publishing a port on a running service moves its tasks onto the ingress network.
+	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "late", "--network", "appnet",
+		busybox, "sh", "-c", "mkdir -p /www && echo late > /www/index.html && exec httpd -f -p 8080 -h /www")
+	eventually(t, 20*time.Second, func() string {
+		if on := runningOn(m1, "late"); sum(on) != 1 {
+			return fmt.Sprintf("late running on %v", on)
+		}
+		return ""
+	})
+	m1.must("service", "update", "-d", "--publish-add", "9090:8080", "late")
+	eventually(t, 20*time.Second, func() string {
+		out, err := exec.Command("ip", "netns", "exec", c.hosts[1].ns, "/bin/busybox", "timeout", "3", "/bin/busybox", "wget", "-qO-",
+			"http://"+m1.ip+":9090/").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "late" {
+			return fmt.Sprintf("port 9090 after --publish-add: %v %s", err, out)
+		}
+		return ""
+	})
+
+	m1.must("service", "rm", "web", "client", "late")
 	eventually(t, 20*time.Second, func() string {
 		if r := m1.docker("network", "rm", "appnet"); r.code != 0 {
 			return "network rm appnet: " + r.String()

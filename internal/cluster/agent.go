@@ -172,12 +172,14 @@ func (s *Service) runAgent(ctx context.Context, nodeID string) {
 		if resp.Fingerprint != fingerprint {
 			haveTasks, haveNets := fingerprints(fingerprint)
 			wantTasks, wantNets := fingerprints(resp.Fingerprint)
-			// Networks first: a new task's container joins them as it starts.
+			// Networks first: a new task's container joins them as it starts. A network that cannot be
+			// set up does not hold the tasks back (those on other networks, removals): its part of the
+			// fingerprint stays unrecorded, so the next round tries again.
+			netsDone := true
 			if wantNets != haveNets && s.cfg.Networks != nil {
 				if err := s.cfg.Networks.SetNetworks(resp.Networks); err != nil {
 					s.log.Warn("swarm: setting up overlay networks", "err", err)
-					sleepCtx(ctx, time.Second)
-					continue
+					netsDone = false
 				}
 			}
 			if wantTasks != haveTasks {
@@ -188,6 +190,10 @@ func (s *Service) runAgent(ctx context.Context, nodeID string) {
 				}
 			}
 			fingerprint = resp.Fingerprint
+			if !netsDone {
+				fingerprint = wantTasks + "/"
+				sleepCtx(ctx, time.Second)
+			}
 		}
 		// Statuses the store lacks were lost on their way (a leader change): send them again.
 		have := ex.Statuses()

@@ -115,6 +115,9 @@ type Service struct {
 	mgr     *manager // nil unless a manager
 	session context.CancelFunc
 	lastErr string // the last heartbeat failure, shown by `docker info`
+	// nextRenewal is when the heartbeat loop may try to renew the certificate again (after a failure);
+	// only that loop reads and writes it.
+	nextRenewal time.Time
 
 	client *controlClient
 	// agents counts the running node agents; stopping waits for them, so the executor is closed before
@@ -181,6 +184,8 @@ type manager struct {
 	// caughtUp is set while this manager leads and has applied everything committed before its term:
 	// only then does it orchestrate and tell nodes their tasks.
 	caughtUp atomic.Bool
+	// netMu makes the leader's network allocations one at a time (createNetwork).
+	netMu sync.Mutex
 }
 
 // New returns the service; Start resumes a node that was part of a cluster.

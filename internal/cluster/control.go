@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/cluster/store"
 	"github.com/berth-dev/berth/internal/cluster/transport"
 	"github.com/berth-dev/berth/internal/errdefs"
+	nettypes "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/hashicorp/raft"
 )
@@ -34,12 +35,15 @@ const (
 	pathLeave     = "/leave"
 	pathAddVoter  = "/add-voter"
 
-	opApply     = "apply"
-	opAddVoter  = "add-voter"
-	opHeartbeat = "heartbeat"
-	opRenew     = "renew"
-	opLeave     = "leave"
-	opDemote    = "demote"
+	opApply = "apply"
+	// opCreateNetwork allocates a network on the leader: one allocation at a time, from a store that
+	// holds every earlier one.
+	opCreateNetwork = "create-network"
+	opAddVoter      = "add-voter"
+	opHeartbeat     = "heartbeat"
+	opRenew         = "renew"
+	opLeave         = "leave"
+	opDemote        = "demote"
 )
 
 type joinRequest struct {
@@ -206,6 +210,12 @@ func reply(w http.ResponseWriter, v any, err error) {
 // leaderOp runs a leader operation; this node leads.
 func (s *Service) leaderOp(ctx context.Context, m *manager, op string, body []byte) (any, error) {
 	switch op {
+	case opCreateNetwork:
+		var req nettypes.CreateRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, errdefs.InvalidParameter(err)
+		}
+		return m.createNetwork(req)
 	case opApply:
 		var cmd store.Command
 		if err := json.Unmarshal(body, &cmd); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/store"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -117,7 +118,6 @@ func (s *Service) CreateNetwork(ctx context.Context, req nettypes.CreateRequest)
 	if req.Attachable {
 		return "", errdefs.NotImplemented(errors.New("attachable overlay networks (containers outside services) are not supported by Berth yet"))
 	}
-	var subnet, gateway string
 	if req.IPAM != nil {
 		if d := req.IPAM.Driver; d != "" && d != "default" {
 			return "", errdefs.NotFound(fmt.Errorf("IPAM driver %s not found", d))
@@ -125,27 +125,50 @@ func (s *Service) CreateNetwork(ctx context.Context, req nettypes.CreateRequest)
 		if len(req.IPAM.Config) > 1 {
 			return "", errdefs.NotImplemented(errors.New("more than one subnet per network is not supported yet"))
 		}
-		if len(req.IPAM.Config) == 1 {
-			subnet, gateway = req.IPAM.Config[0].Subnet, req.IPAM.Config[0].Gateway
-		}
+	}
+	var resp createNetworkResponse
+	if err := s.leaderCall(ctx, m, opCreateNetwork, req, &resp); err != nil {
+		return "", err
+	}
+	m.waitIndex(ctx, resp.Index)
+	return resp.ID, nil
+}
+
+type createNetworkResponse struct {
+	ID    string `json:"id"`
+	Index uint64 `json:"index"`
+}
+
+// createNetwork checks and allocates a new network and commits it (leader only). netMu makes the
+// leader's allocations one at a time, each from a store that has every earlier one.
+func (m *manager) createNetwork(req nettypes.CreateRequest) (createNetworkResponse, error) {
+	if !m.caughtUp.Load() {
+		return createNetworkResponse{}, errNotCaughtUp
+	}
+	m.netMu.Lock()
+	defer m.netMu.Unlock()
+	var subnet, gateway string
+	if req.IPAM != nil && len(req.IPAM.Config) == 1 {
+		subnet, gateway = req.IPAM.Config[0].Subnet, req.IPAM.Config[0].Gateway
 	}
 	for _, o := range m.store.List(kindNetwork) {
 		n := toNetwork(o)
 		if n.Spec.Name == req.Name {
-			return "", errdefs.Conflict(fmt.Errorf("network with name %s already exists", req.Name))
+			return createNetworkResponse{}, errdefs.Conflict(fmt.Errorf("network with name %s already exists", req.Name))
 		}
 		if req.Ingress && n.Spec.Ingress {
-			return "", errdefs.Forbidden(fmt.Errorf("rpc error: code = AlreadyExists desc = ingress network (%s) is already present", n.ID))
+			return createNetworkResponse{}, errdefs.Forbidden(fmt.Errorf("rpc error: code = AlreadyExists desc = ingress network (%s) is already present", n.ID))
 		}
 	}
 	n, err := m.newNetwork(req.Name, subnet, gateway, req.Ingress, req.Labels, req.Options)
 	if err != nil {
-		return "", err
+		return createNetworkResponse{}, err
 	}
-	if err := s.apply(ctx, m, store.Change{Op: store.OpCreate, Kind: kindNetwork, ID: n.ID, Data: encodeNetwork(n)}); err != nil {
-		return "", err
+	idx, err := m.applyLocal(store.Command{Time: time.Now().UTC(), Changes: []store.Change{{Op: store.OpCreate, Kind: kindNetwork, ID: n.ID, Data: encodeNetwork(n)}}})
+	if err != nil {
+		return createNetworkResponse{}, err
 	}
-	return n.ID, nil
+	return createNetworkResponse{ID: n.ID, Index: idx}, nil
 }
 
 // newNetwork allocates a network's subnet (the given one, or the next free one of the cluster's pool)
@@ -286,6 +309,18 @@ func (s *Service) RemoveNetwork(ctx context.Context, ref string) error {
 			}
 		}
 	}
+	// Tasks of a removed service may still be stopping, attached: the network goes once they have.
+	for _, o := range m.store.List(kindTask) {
+		t := toTask(o)
+		if taskEnded(t) {
+			continue
+		}
+		for _, at := range t.NetworksAttachments {
+			if at.Network.ID == n.ID {
+				return errdefs.Forbidden(fmt.Errorf("rpc error: code = FailedPrecondition desc = network %s is in use by task %s", n.ID, t.ID))
+			}
+		}
+	}
 	return s.apply(ctx, m, store.Change{Op: store.OpDelete, Kind: kindNetwork, ID: n.ID})
 }
 
@@ -342,7 +377,7 @@ func (m *manager) checkPublishedPorts(self string, spec swarm.ServiceSpec) error
 			}
 		}
 	}
-	for _, p := range endpoint(spec, swarm.Endpoint{}).Ports {
+	for _, p := range endpoint(spec, swarm.Endpoint{}, nil).Ports {
 		if p.PublishMode != swarm.PortConfigPublishModeIngress || p.PublishedPort == 0 {
 			continue
 		}
@@ -420,11 +455,12 @@ func anyContains(s string, subs []string) bool {
 	return false
 }
 
-// taskEnded reports whether a task's container is gone for good, so its addresses are free.
+// taskEnded reports whether a task's container is gone for good, so its addresses are free. An orphaned
+// task (its node is down) is not: a node cut off from the managers may still run it, on its address.
 func taskEnded(t swarm.Task) bool {
 	switch t.Status.State {
 	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed, swarm.TaskStateRejected,
-		swarm.TaskStateOrphaned, swarm.TaskStateRemove:
+		swarm.TaskStateRemove:
 		return true
 	}
 	return false
@@ -610,6 +646,17 @@ func (a *allocator) nodes(nodes []swarm.Node) error {
 	live := map[string]bool{}
 	for _, nd := range nodes {
 		live[nd.ID] = true
+	}
+	for id, ip := range n.obj.NodeIPs {
+		if !live[id] {
+			delete(n.obj.NodeIPs, id)
+			if a, err := netip.ParseAddr(ip); err == nil {
+				delete(n.used, a)
+			}
+			n.changed = true
+		}
+	}
+	for _, nd := range nodes {
 		if n.obj.NodeIPs[nd.ID] != "" {
 			continue
 		}
@@ -623,12 +670,6 @@ func (a *allocator) nodes(nodes []swarm.Node) error {
 		}
 		n.obj.NodeIPs[nd.ID] = ip
 		n.changed = true
-	}
-	for id := range n.obj.NodeIPs {
-		if !live[id] {
-			delete(n.obj.NodeIPs, id)
-			n.changed = true
-		}
 	}
 	return nil
 }

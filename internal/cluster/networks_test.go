@@ -36,7 +36,7 @@ func TestAllocator(t *testing.T) {
 		TaskTemplate: swarm.TaskSpec{Networks: []swarm.NetworkAttachmentConfig{{Target: "app"}}},
 		EndpointSpec: &swarm.EndpointSpec{Ports: []swarm.PortConfig{{TargetPort: 80}}},
 	}}
-	sv.Endpoint = endpoint(sv.Spec, swarm.Endpoint{})
+	sv.Endpoint = endpoint(sv.Spec, swarm.Endpoint{}, nil)
 	live := swarm.Task{ServiceID: "s1", Status: swarm.TaskStatus{State: swarm.TaskStateRunning},
 		NetworksAttachments: []swarm.NetworkAttachment{{Network: swarm.Network{ID: "app"}, Addresses: []string{"10.0.1.2/24"}}}}
 	ended := swarm.Task{ServiceID: "s1", Status: swarm.TaskStatus{State: swarm.TaskStateFailed},

@@ -51,7 +51,7 @@ func (s *Service) CreateService(ctx context.Context, spec swarm.ServiceSpec) (st
 		return "", errNameConflict
 	}
 	id := newID()
-	sv := swarm.Service{ID: id, Spec: spec, Endpoint: endpoint(spec, swarm.Endpoint{})}
+	sv := swarm.Service{ID: id, Spec: spec, Endpoint: endpoint(spec, swarm.Endpoint{}, nil)}
 	if err := s.apply(ctx, m, store.Change{Op: store.OpCreate, Kind: kindService, ID: id, Data: encodeService(sv)}); err != nil {
 		return "", err
 	}
@@ -59,17 +59,33 @@ func (s *Service) CreateService(ctx context.Context, spec swarm.ServiceSpec) (st
 }
 
 // endpoint is a service's endpoint as its spec asks for it. The virtual IPs and the published ports the
-// leader picked stay (the leader drops VIPs of networks the service left); a new service has none yet.
-func endpoint(spec swarm.ServiceSpec, old swarm.Endpoint) swarm.Endpoint {
+// leader picked (for ports the previous spec, oldSpec, left to it) stay; the leader drops VIPs of
+// networks the service left. A new service has none yet.
+func endpoint(spec swarm.ServiceSpec, old swarm.Endpoint, oldSpec *swarm.ServiceSpec) swarm.Endpoint {
 	ep := swarm.Endpoint{VirtualIPs: old.VirtualIPs}
 	if spec.EndpointSpec == nil {
 		return ep
 	}
 	ep.Spec = *spec.EndpointSpec
+	key := func(p swarm.PortConfig) string {
+		proto := p.Protocol
+		if proto == "" {
+			proto = swarm.PortConfigProtocolTCP
+		}
+		return fmt.Sprintf("%s/%d", proto, p.TargetPort)
+	}
+	left := map[string]bool{} // ports the old spec left to the leader
+	if oldSpec != nil && oldSpec.EndpointSpec != nil {
+		for _, p := range oldSpec.EndpointSpec.Ports {
+			if p.PublishedPort == 0 && p.PublishMode != swarm.PortConfigPublishModeHost {
+				left[key(p)] = true
+			}
+		}
+	}
 	picked := map[string]uint32{}
 	for _, p := range old.Ports {
-		if p.PublishMode == swarm.PortConfigPublishModeIngress && p.PublishedPort != 0 {
-			picked[fmt.Sprintf("%s/%d", p.Protocol, p.TargetPort)] = p.PublishedPort
+		if p.PublishMode == swarm.PortConfigPublishModeIngress && p.PublishedPort != 0 && left[key(p)] {
+			picked[key(p)] = p.PublishedPort
 		}
 	}
 	for _, p := range spec.EndpointSpec.Ports {
@@ -80,7 +96,8 @@ func endpoint(spec swarm.ServiceSpec, old swarm.Endpoint) swarm.Endpoint {
 			p.PublishMode = swarm.PortConfigPublishModeIngress
 		}
 		if p.PublishedPort == 0 && p.PublishMode == swarm.PortConfigPublishModeIngress {
-			p.PublishedPort = picked[fmt.Sprintf("%s/%d", p.Protocol, p.TargetPort)]
+			p.PublishedPort = picked[key(p)]
+			delete(picked, key(p)) // one picked port for one spec port
 		}
 		ep.Ports = append(ep.Ports, p)
 	}
@@ -218,6 +235,11 @@ func (s *Service) UpdateService(ctx context.Context, ref string, version uint64,
 		if err := m.checkPublishedPorts(sv.ID, spec); err != nil {
 			return err
 		}
+		if usesIngress(swarm.Service{Spec: cur}) != usesIngress(swarm.Service{Spec: spec}) {
+			// The tasks join or leave the ingress network: only new tasks can (as swarmkit, which
+			// counts a changed endpoint as a changed task).
+			spec.TaskTemplate.ForceUpdate++
+		}
 		if spec.Name != cur.Name {
 			return errdefs.InvalidParameter(errors.New("rpc error: code = Unimplemented desc = renaming services is not supported"))
 		}
@@ -237,7 +259,7 @@ func (s *Service) UpdateService(ctx context.Context, ref string, version uint64,
 	default:
 		return errdefs.InvalidParameter(fmt.Errorf("unrecognized rollback option %s", rollback))
 	}
-	sv.Endpoint = endpoint(sv.Spec, sv.Endpoint)
+	sv.Endpoint = endpoint(sv.Spec, sv.Endpoint, &cur)
 	return s.apply(ctx, m, store.Change{Op: store.OpPut, Kind: kindService, ID: sv.ID, IfVersion: o.Version, Data: encodeService(sv)})
 }
 

@@ -104,7 +104,7 @@ func (s *Service) prepareNetworking(cfg *container.Config, hc *container.HostCon
 		return nil, createNetErr(err)
 	}
 	if primary.Driver == nw.DriverOverlay {
-		return nil, errdefs.Forbidden(fmt.Errorf("Could not attach to network %s: rpc error: code = PermissionDenied desc = network %s not manually attachable", primary.Name, primary.Name))
+		return nil, errNotAttachable(primary.Name)
 	}
 	if primary.Driver != nw.DriverBridge {
 		return nil, errdefs.InvalidParameter(fmt.Errorf("network %s cannot be used as a container network", primary.Name))
@@ -122,6 +122,9 @@ func (s *Service) prepareNetworking(cfg *container.Config, hc *container.HostCon
 		if n.Driver != nw.DriverBridge && n.Driver != nw.DriverOverlay {
 			return nil, errdefs.InvalidParameter(errors.New("conflicting options: cannot attach both user-defined and non-user-defined network-modes"))
 		}
+		if n.Driver == nw.DriverOverlay && cfg.Labels[swarmTaskLabel] == "" {
+			return nil, errNotAttachable(n.Name) // only the cluster's tasks, at the addresses it gave them
+		}
 		if es == nil {
 			es = &network.EndpointSettings{}
 		}
@@ -133,6 +136,14 @@ func (s *Service) prepareNetworking(cfg *container.Config, hc *container.HostCon
 	}
 	nc.EndpointsConfig = out
 	return nc, nil
+}
+
+// swarmTaskLabel marks the containers of cluster tasks.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
+// errNotAttachable is Docker's answer to a plain container joining a (non-attachable) overlay network.
+func errNotAttachable(name string) error {
+	return errdefs.Forbidden(fmt.Errorf("Could not attach to network %s: rpc error: code = PermissionDenied desc = network %s not manually attachable", name, name))
 }
 
 // createNetErr makes a missing network the caller's mistake (400) at create: a 404 would make the docker
@@ -581,6 +592,9 @@ func (s *Service) ConnectNetwork(ctx context.Context, ref, netRef string, es *ne
 	c, n, err := s.containerAndNetwork(ref, netRef)
 	if err != nil {
 		return err
+	}
+	if n.Driver == nw.DriverOverlay {
+		return errNotAttachable(n.Name)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

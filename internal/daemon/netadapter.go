@@ -162,6 +162,9 @@ func (b networkBackend) NetworkCreate(ctx context.Context, req nettypes.CreateRe
 		id, err := b.d.cluster.CreateNetwork(ctx, req)
 		return nettypes.CreateResponse{ID: id}, err
 	}
+	if _, err := b.d.cluster.InspectNetwork(ctx, req.Name); err == nil {
+		return nettypes.CreateResponse{}, errdefs.Conflict(fmt.Errorf("network with name %s already exists", req.Name))
+	}
 	if req.Scope != "" && req.Scope != "local" {
 		return nettypes.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("scope %q is not supported without a cluster", req.Scope))
 	}
@@ -191,8 +194,12 @@ func (b networkBackend) NetworkRemove(ctx context.Context, ref string) error {
 	if n, err := b.d.networks.Get(ref); err == nil && n.Driver != network.DriverOverlay {
 		return b.d.networks.Remove(ref)
 	}
-	if _, err := b.d.cluster.InspectNetwork(ctx, ref); err == nil {
+	_, err := b.d.cluster.InspectNetwork(ctx, ref)
+	if err == nil {
 		return b.d.cluster.RemoveNetwork(ctx, ref)
+	}
+	if n, lerr := b.d.networks.Get(ref); lerr == nil && n.Driver == network.DriverOverlay {
+		return err // a worker's copy of a swarm network: only managers remove those
 	}
 	return b.d.networks.Remove(ref)
 }

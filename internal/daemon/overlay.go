@@ -43,6 +43,7 @@ func (a *overlayAgent) driver(underlay netip.Addr) (*overlay.Driver, error) {
 	}
 	if a.drv != nil {
 		a.drv.Close() // the node joined another cluster with another address
+		a.have = map[string]map[string]bool{}
 	}
 	drv, err := overlay.New(overlay.Config{Dir: a.dir, Underlay: underlay, Upstream: a.nets.Upstream(), Logger: a.log})
 	if err != nil {
@@ -57,45 +58,56 @@ func (a *overlayAgent) driver(underlay netip.Addr) (*overlay.Driver, error) {
 func (a *overlayAgent) SetNetworks(nn cluster.NodeNetworks) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(nn.Networks) == 0 && a.drv == nil {
-		return nil
-	}
 	if !nn.Underlay.IsValid() {
 		nn.Underlay = a.underlay
 	}
+	fresh := a.drv == nil || a.underlay != nn.Underlay
 	drv, err := a.driver(nn.Underlay)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if fresh || len(nn.Networks) == 0 {
+		// What an earlier run (or this node's previous cluster) left in the kernel and is not wanted
+		// now goes first: its VXLAN IDs may be those of the networks about to be set up.
+		var keep []string
+		for _, v := range nn.Networks {
+			keep = append(keep, v.Spec.ID)
+		}
+		errs = append(errs, drv.Prune(keep))
+	}
 	var local []network.Network
 	want := map[string]bool{}
 	for _, v := range nn.Networks {
+		// Wanted even when it fails to come up now: a network that exists stays, with its containers.
+		want[v.Spec.ID] = true
+		local = append(local, network.Network{ID: v.Spec.ID, Name: v.Spec.Name, Subnet: v.Spec.Subnet, Gateway: v.Spec.Gateway,
+			Labels: map[string]string{}, Options: map[string]string{}})
 		if err := drv.Ensure(v.Spec); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		want[v.Spec.ID] = true
 		if _, known := a.have[v.Spec.ID]; !known {
 			errs = append(errs, a.reattach(drv, v.Spec.ID))
 		}
-		local = append(local, network.Network{ID: v.Spec.ID, Name: v.Spec.Name, Subnet: v.Spec.Subnet, Gateway: v.Spec.Gateway,
-			Labels: map[string]string{}, Options: map[string]string{}})
 		if err := drv.SetPeers(v.Spec.ID, v.Peers); err != nil {
 			errs = append(errs, err)
 		}
 		names := map[string]bool{}
 		for _, svc := range v.Services {
 			names[svc.Name] = true
-			if err := drv.SetService(v.Spec.ID, svc); err != nil {
-				errs = append(errs, fmt.Errorf("service %s on network %s: %w", svc.Name, v.Spec.Name, err))
-			}
 		}
+		// Removals first: a port a removed service held may be what a new one publishes.
 		for name := range a.have[v.Spec.ID] {
 			if !names[name] {
 				if err := drv.RemoveService(v.Spec.ID, name); err != nil {
 					errs = append(errs, err)
 				}
+			}
+		}
+		for _, svc := range v.Services {
+			if err := drv.SetService(v.Spec.ID, svc); err != nil {
+				errs = append(errs, fmt.Errorf("service %s on network %s: %w", svc.Name, v.Spec.Name, err))
 			}
 		}
 		a.have[v.Spec.ID] = names

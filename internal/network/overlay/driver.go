@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -471,3 +472,31 @@ func (d *Driver) lookup(id string) (*netState, error) {
 }
 
 func macFor(a netip.Addr) net.HardwareAddr { return plumbing.MACFor(a) }
+
+// Prune removes the networks this host has in the kernel (pinned under Config.Dir, from an earlier run
+// of berthd) other than keep and those set up since this Driver was made, and rewrites the host's
+// rules from what remains: a network removed while berthd was down must not keep its VXLAN ID busy
+// or its published ports captured.
+func (d *Driver) Prune(keep []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kept := map[string]bool{}
+	for _, id := range append(keep, sortedKeys(d.nets)...) {
+		kept[filepath.Base(d.names(id).ns)] = true
+	}
+	ents, err := os.ReadDir(d.cfg.Dir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		short, ok := strings.CutPrefix(name, "ov-")
+		if !ok || kept[name] {
+			continue
+		}
+		errs = append(errs, d.deleteKernel(names{ns: filepath.Join(d.cfg.Dir, name), vxlan: "vx" + short, hostEnd: "ov" + short}))
+	}
+	errs = append(errs, d.writeHostTable())
+	return errors.Join(errs...)
+}
