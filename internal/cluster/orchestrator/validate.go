@@ -133,7 +133,7 @@ func ValidateSpec(spec *swarm.ServiceSpec) error {
 			if p.TargetPort == 0 || p.TargetPort > 65535 || p.PublishedPort > 65535 {
 				bad("EndpointSpec: invalid port: target %d, published %d", p.TargetPort, p.PublishedPort)
 			}
-			if ep.Mode == swarm.ResolutionModeDNSRR && p.PublishMode != swarm.PortConfigPublishModeHost && p.PublishedPort != 0 {
+			if ep.Mode == swarm.ResolutionModeDNSRR && p.PublishMode != swarm.PortConfigPublishModeHost {
 				bad("EndpointSpec: port published with ingress mode can't be used with dnsrr mode")
 			}
 			proto := string(p.Protocol)

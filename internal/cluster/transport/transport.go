@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,9 @@ type Mux struct {
 	live    atomic.Int64 // open connections
 	pmu     sync.Mutex
 	pending map[string]int // handshakes in progress by remote address
+	// The caps, read once at Listen.
+	maxPending int
+	maxConns   int64
 }
 
 // countedConn gives back its slot of Mux.live when closed.
@@ -158,9 +162,12 @@ func (c *countedConn) Close() error {
 // admit reserves a handshake slot for conn's remote address, or says no.
 func (m *Mux) admit(conn net.Conn) (string, bool) {
 	host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		host = netip.PrefixFrom(a, 64).Masked().String() // one IPv6 host has a whole /64 to rotate through
+	}
 	m.pmu.Lock()
 	defer m.pmu.Unlock()
-	if m.pending[host] >= MaxPendingPerIP {
+	if m.pending[host] >= m.maxPending {
 		return host, false
 	}
 	m.pending[host]++
@@ -185,7 +192,7 @@ func Listen(addr string, creds *Creds) (*Mux, error) {
 		return nil, err
 	}
 	m := &Mux{ln: ln, creds: creds, raft: make(chan net.Conn), control: make(chan net.Conn), done: make(chan struct{}),
-		pending: map[string]int{}}
+		pending: map[string]int{}, maxPending: MaxPendingPerIP, maxConns: int64(MaxConns)}
 	go m.serve()
 	return m, nil
 }
@@ -215,7 +222,7 @@ func (m *Mux) serve() {
 			m.Close()
 			return
 		}
-		if m.live.Add(1) > int64(MaxConns) {
+		if m.live.Add(1) > m.maxConns {
 			m.live.Add(-1)
 			conn.Close()
 			continue
