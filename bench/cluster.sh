@@ -33,6 +33,13 @@ had_unified_berth=""
 if [ -d /sys/fs/cgroup/unified/berth ]; then had_unified_berth=1; fi
 had_run_containerd=""
 if [ -d /run/containerd ]; then had_run_containerd=1; fi
+# dockerd writes a few things outside its roots: its trust key, a plugin socket directory, and the
+# hosts/resolv.conf of its networks' load-balancer sandboxes (lb_<network ID>).
+declare -A had_path=()
+for f in /etc/docker/key.json /run/docker /var/lib/docker; do
+	if [ -e "$f" ]; then had_path[$f]=1; fi
+done
+DREF_NETS=() # IDs of the reference dockerd's networks
 
 # cgroup_kill DIR...: kills what runs in these cgroups (every hierarchy) and removes them, children first.
 cgroup_kill() {
@@ -81,6 +88,13 @@ cleanup() {
 	grep " $TMP" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	# containerd's shims put their sockets under /run/containerd/s whatever its root is.
 	[ -z "$had_run_containerd" ] && [ -d /run/containerd ] && find /run/containerd -depth -type d -empty -delete 2>/dev/null
+	if [ -n "${PID[dref]:-}" ]; then
+		for n in "${DREF_NETS[@]}"; do rm -rf "/var/lib/docker/network/files/lb_$n"; done
+		[ -z "${had_path[/etc/docker/key.json]:-}" ] && rm -f /etc/docker/key.json
+		for f in /run/docker /var/lib/docker; do
+			[ -z "${had_path[$f]:-}" ] && [ -d "$f" ] && find "$f" -depth -type d -empty -delete 2>/dev/null
+		done
+	fi
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -205,6 +219,9 @@ for en in "${engines[@]}"; do
 	e "$en" import "$TMP/busybox.tar" busybox:latest >/dev/null
 	e "$en" swarm init --advertise-addr "${nodeip[$en]}" >/dev/null
 done
+if [ -n "${PID[dref]:-}" ]; then
+	while read -r n; do DREF_NETS+=("$n"); done < <(dk network ls -q --no-trunc --filter driver=overlay)
+fi
 dref_version=$(dk version --format '{{.Server.Version}}' 2>/dev/null || echo "?")
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -278,6 +295,7 @@ WEBCMD='mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p 8080 -h /w
 for en in "${engines[@]}"; do
 	e "$en" network create -d overlay benchnet >/dev/null
 done
+if [ -n "${PID[dref]:-}" ]; then DREF_NETS+=("$(dk network inspect benchnet --format '{{.ID}}')"); fi
 first_running() { { e "$1" ps -q --filter "label=com.docker.swarm.service.name=$2" --filter status=running || true; } | head -n 1; }
 overlay_round() {
 	local en=$1 t0 lim t_end netid subnet vip="" cid="" wid="" taskip="" p
