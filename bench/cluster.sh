@@ -62,6 +62,7 @@ cgroup_kill() {
 
 cleanup() {
 	set +e
+	disown -a # the daemons are killed below: no "Killed" notices from bash
 	# The reference dockerd first, politely: it takes its swarm's ingress sandbox and containerd down.
 	if [ -n "${PID[dref]:-}" ] && kill -0 "${PID[dref]}" 2>/dev/null; then
 		dk swarm leave --force >/dev/null 2>&1
