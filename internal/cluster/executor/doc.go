@@ -14,7 +14,7 @@
 // the container has a healthcheck, waits until it is healthy; running waits for it to exit (or become
 // unhealthy, which stops it and fails the task). A task whose desired state becomes shutdown has its
 // container stopped with the spec's stop signal and grace period; a task that disappears from the
-// assigned set has its container removed.
+// assigned set (its service removed) has its container stopped the same way, then removed.
 //
 // Every step is idempotent, keyed by the container's name (<service>.<slot>.<taskID>, or
 // <service>.<nodeID>.<taskID> for global services) and labels: preparing a task whose container already

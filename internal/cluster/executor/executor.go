@@ -93,6 +93,7 @@ type Executor struct {
 	applyMu sync.Mutex // one Apply at a time
 	mu      sync.Mutex
 	tasks   map[string]*runner
+	leaving map[string]bool // tasks that left the node whose containers are being stopped and removed
 	closed  bool
 
 	// Updates are queued without bound so a slow reader never stalls a task; pump hands them out in order.
@@ -128,6 +129,7 @@ func New(cfg Config) (*Executor, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "executor"),
 		ctx: ctx, cancel: cancel,
 		tasks:   map[string]*runner{},
+		leaving: map[string]bool{},
 		qsignal: make(chan struct{}, 1),
 		updates: make(chan StatusUpdate),
 		pumped:  make(chan struct{}),
@@ -172,6 +174,7 @@ func (e *Executor) Apply(ctx context.Context, as []Assignment) error {
 		if _, ok := want[id]; !ok {
 			gone = append(gone, r)
 			delete(e.tasks, id)
+			e.leaving[id] = true
 		}
 	}
 	var started []*runner
@@ -191,9 +194,17 @@ func (e *Executor) Apply(ctx context.Context, as []Assignment) error {
 		go func() {
 			defer e.wg.Done()
 			r.stop()
+			// As Docker's agent does (its controller's Remove shuts the task down first), the container
+			// gets its stop signal and grace period before it goes: `service rm` must not SIGKILL.
+			if err := r.ctl.Shutdown(e.ctx); err != nil && e.ctx.Err() == nil {
+				e.log.Warn("stopping task container", "task", r.id, "err", err)
+			}
 			if err := r.ctl.remove(e.ctx); err != nil && e.ctx.Err() == nil {
 				e.log.Warn("removing task container", "task", r.id, "err", err)
 			}
+			e.mu.Lock()
+			delete(e.leaving, r.id)
+			e.mu.Unlock()
 		}()
 	}
 	for _, r := range started {
@@ -219,6 +230,7 @@ func (e *Executor) sweep(ctx context.Context, want map[string]Assignment) error 
 		}
 		e.mu.Lock()
 		_, running := e.tasks[tid]
+		running = running || e.leaving[tid] // being stopped gracefully, then removed
 		e.mu.Unlock()
 		if running {
 			continue

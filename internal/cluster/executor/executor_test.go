@@ -26,6 +26,7 @@ type memEngine struct {
 	seq     int
 	creates int
 	pulls   int
+	calls   []string // "stop <name> <signal> <grace>" and "remove <name>", in order
 }
 
 type memCtr struct {
@@ -84,7 +85,16 @@ func (m *memEngine) exit(ref string, code int) {
 	}
 }
 
-func (m *memEngine) Stop(_ context.Context, ref, _ string, _ *int) error {
+func (m *memEngine) Stop(_ context.Context, ref, sig string, secs *int) error {
+	m.mu.Lock()
+	if c, err := m.find(ref); err == nil {
+		grace := "default"
+		if secs != nil {
+			grace = fmt.Sprint(*secs)
+		}
+		m.calls = append(m.calls, fmt.Sprintf("stop %s %s %s", c.name, sig, grace))
+	}
+	m.mu.Unlock()
 	m.exit(ref, 0)
 	return nil
 }
@@ -96,6 +106,7 @@ func (m *memEngine) Remove(_ context.Context, ref string, _, _ bool) error {
 	if err != nil {
 		return err
 	}
+	m.calls = append(m.calls, "remove "+c.name)
 	delete(m.byName, c.name)
 	return nil
 }
@@ -314,6 +325,39 @@ func TestExecutorLifecycle(t *testing.T) {
 	}
 	if m.count() != 1 {
 		t.Errorf("%d containers after the sweep, want 1", m.count())
+	}
+}
+
+// A running task that leaves the node (its service removed) is stopped with its stop signal and grace
+// period before its container is removed, as Docker's agent does, rather than killed by the removal.
+func TestExecutorGoneTaskStopsGracefully(t *testing.T) {
+	m := newMemEngine()
+	e, err := New(Config{NodeID: "n1", Containers: m, Images: m, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	col := collect(e)
+	grace := 3 * time.Second
+	as := tasks(1, "busybox")
+	as[0].Task.Spec.ContainerSpec.StopSignal = "SIGINT"
+	as[0].Task.Spec.ContainerSpec.StopGracePeriod = &grace
+	if err := e.Apply(context.Background(), as); err != nil {
+		t.Fatal(err)
+	}
+	col.wait(t, "t1", swarm.TaskStateRunning)
+	if err := e.Apply(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.count() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	m.mu.Lock()
+	calls := strings.Join(m.calls, "; ")
+	m.mu.Unlock()
+	if want := "stop web.1.t1 SIGINT 3; remove web.1.t1"; calls != want {
+		t.Errorf("engine calls %q, want %q", calls, want)
 	}
 }
 
