@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -33,9 +34,9 @@ func TestClusterOverlay(t *testing.T) {
 	}
 
 	// web: one task per node, serving its hostname on 8080, published through the routing mesh.
-	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "web", "--mode", "global", "--network", "appnet",
+	m1.must("service", "create", "-d", "--no-resolve-image", "--stop-grace-period", "1s", "--name", "web", "--mode", "global", "--network", "appnet",
 		"-p", "8080:8080", busybox, "sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www")
-	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "client", "--network", "appnet",
+	m1.must("service", "create", "-d", "--no-resolve-image", "--stop-grace-period", "1s", "--name", "client", "--network", "appnet",
 		"--constraint", "node.hostname==om1", busybox, "sleep", "1d")
 	if r := m1.docker("service", "create", "-d", "--no-resolve-image", "--name", "web2", "-p", "8080:80", busybox, "sleep", "1d"); r.code == 0 || !strings.Contains(r.stderr, "already in use by service 'web'") {
 		t.Fatalf("a second service on port 8080: %s", r)
@@ -121,7 +122,7 @@ func TestClusterOverlay(t *testing.T) {
 	}
 
 	// Publishing a port on a running service moves its tasks onto the ingress network.
-	m1.must("service", "create", "-d", "--no-resolve-image", "--name", "late", "--network", "appnet",
+	m1.must("service", "create", "-d", "--no-resolve-image", "--stop-grace-period", "1s", "--name", "late", "--network", "appnet",
 		busybox, "sh", "-c", "mkdir -p /www && echo late > /www/index.html && exec httpd -f -p 8080 -h /www")
 	eventually(t, 20*time.Second, func() string {
 		if on := runningOn(m1, "late"); sum(on) != 1 {
@@ -150,6 +151,15 @@ func TestClusterOverlay(t *testing.T) {
 		for _, h := range c.hosts {
 			if got := svcTaskContainers(h, true); len(got) > 0 {
 				return fmt.Sprintf("%s still has task containers: %v", h.name, got)
+			}
+		}
+		return ""
+	})
+	// appnet goes from every node once its containers have stopped; ingress stays.
+	eventually(t, 10*time.Second, func() string {
+		for _, h := range c.hosts {
+			if nss, _ := filepath.Glob(filepath.Join(h.exec, "overlay", "ov-*")); len(nss) != 1 {
+				return fmt.Sprintf("%s has overlay namespaces %v, want ingress's alone", h.name, nss)
 			}
 		}
 		return ""

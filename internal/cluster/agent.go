@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -178,7 +179,11 @@ func (s *Service) runAgent(ctx context.Context, nodeID string) {
 			netsDone := true
 			if wantNets != haveNets && s.cfg.Networks != nil {
 				if err := s.cfg.Networks.SetNetworks(resp.Networks); err != nil {
-					s.log.Warn("swarm: setting up overlay networks", "err", err)
+					level := slog.LevelWarn
+					if errors.Is(err, ErrNetworksBusy) {
+						level = slog.LevelDebug
+					}
+					s.log.Log(ctx, level, "swarm: setting up overlay networks", "err", err)
 					netsDone = false
 				}
 			}

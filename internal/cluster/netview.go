@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"net/netip"
 	"sort"
 	"strings"
@@ -27,6 +28,10 @@ type NetworkView struct {
 	Peers    []overlay.Peer
 	Services []overlay.Service
 }
+
+// ErrNetworksBusy is what a NetworkAgent returns (joined with any other error) when a network it should
+// remove still has containers on it: the agent tries again shortly, without a warning.
+var ErrNetworksBusy = errors.New("an overlay network to remove still has containers")
 
 // NetworkAgent sets up a node's overlay networks; the daemon implements it with the overlay driver.
 // SetNetworks is called before the node's tasks start or change, with the whole picture each time.

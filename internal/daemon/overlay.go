@@ -115,8 +115,15 @@ func (a *overlayAgent) SetNetworks(nn cluster.NodeNetworks) error {
 	if err := a.nets.SetOverlays(local); err != nil {
 		errs = append(errs, err)
 	}
+	busy := false
 	for id := range a.have {
 		if want[id] {
+			continue
+		}
+		if len(a.nets.Sandboxes(id)) > 0 {
+			// Tasks of a removed service leave the store at once but stop with their grace period:
+			// the network stays until their containers are gone; the agent asks again.
+			busy = true
 			continue
 		}
 		if err := drv.Delete(id); err != nil {
@@ -125,7 +132,13 @@ func (a *overlayAgent) SetNetworks(nn cluster.NodeNetworks) error {
 		}
 		delete(a.have, id)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if busy {
+		return cluster.ErrNetworksBusy
+	}
+	return nil
 }
 
 // reattach records with the driver the endpoints local containers already have on network id: the
