@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/cluster/store"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network/plumbing"
 	"github.com/docker/docker/api/types/filters"
 	nettypes "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -484,7 +485,7 @@ func newAllocator(nets []networkObject, services []swarm.Service, tasks []swarm.
 	a := &allocator{nets: map[string]*allocNet{}, ports: map[string]bool{}}
 	for _, n := range nets {
 		p, gw := n.subnet()
-		an := &allocNet{obj: n, subnet: p, used: map[netip.Addr]bool{gw: true, p.Addr(): true, u32Addr(addrU32(p.Addr()) | (1<<(32-p.Bits()) - 1)): true}}
+		an := &allocNet{obj: n, subnet: p, used: map[netip.Addr]bool{gw: true, p.Addr(): true, plumbing.Broadcast(p): true}}
 		for _, ip := range n.NodeIPs {
 			if a, err := netip.ParseAddr(ip); err == nil {
 				an.used[a] = true

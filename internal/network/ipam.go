@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network/plumbing"
 	"github.com/vishvananda/netlink"
 )
 
@@ -72,14 +73,7 @@ func (p *pool) allocate(want netip.Addr) (netip.Addr, error) {
 	return netip.Addr{}, errdefs.Unavailable(errors.New("no available IPv4 addresses on this network's address pools"))
 }
 
-func broadcast(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	bits := p.Bits()
-	for i := bits; i < 32; i++ {
-		b[i/8] |= 1 << (7 - uint(i%8))
-	}
-	return netip.AddrFrom4(b)
-}
+func broadcast(p netip.Prefix) netip.Addr { return plumbing.Broadcast(p) }
 
 // candidatePools are Docker's default address pools, in its order: 172.17-31.0.0/16, then
 // 192.168.0-240.0/20.

@@ -166,9 +166,4 @@ func (d *Driver) Detach(id string, ip netip.Addr) error {
 	return errors.Join(errs...)
 }
 
-func broadcast(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
+func broadcast(p netip.Prefix) netip.Addr { return plumbing.Broadcast(p) }

@@ -397,6 +397,9 @@ func (m *v1Manager) setFreezer(state string) error {
 		}
 		cur, err := readString(d, "freezer.state")
 		if err != nil {
+			if state == "THAWED" && cgroupGone(err) {
+				return nil // thawed, a killed task died and its cgroup went: nothing is frozen
+			}
 			return err
 		}
 		if cur == state || m.fake {

@@ -3,10 +3,12 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -229,6 +231,9 @@ func (m *v2Manager) setFrozen(v string) error {
 	for i := 0; i < 1000; i++ {
 		ev, err := readKeyed(m.dir, "cgroup.events")
 		if err != nil {
+			if v == "0" && cgroupGone(err) {
+				return nil // thawed, a killed task died and its cgroup went: nothing is frozen
+			}
 			return err
 		}
 		if strconv.FormatUint(ev["frozen"], 10) == v {
@@ -260,3 +265,9 @@ func (m *v2Manager) Kill() error {
 }
 
 func (m *v2Manager) Destroy() error { return removeDir(m.dir, m.fake) }
+
+// cgroupGone reports whether err is what reading a cgroup file gives once the cgroup is removed, or is
+// being removed.
+func cgroupGone(err error) bool {
+	return errors.Is(err, syscall.ENODEV) || errors.Is(err, fs.ErrNotExist)
+}
