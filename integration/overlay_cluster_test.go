@@ -121,6 +121,20 @@ func TestClusterOverlay(t *testing.T) {
 		}
 	}
 
+	// And from a node itself, on its loopback address.
+	reached := map[string]bool{}
+	eventually(t, 15*time.Second, func() string {
+		out, err := exec.Command("ip", "netns", "exec", m1.ns, "/bin/busybox", "timeout", "3", "/bin/busybox", "wget", "-qO-",
+			"http://127.0.0.1:8080/").CombinedOutput()
+		if err == nil {
+			reached[strings.TrimSpace(string(out))] = true
+		}
+		if !sameSet(reached, want) {
+			return fmt.Sprintf("127.0.0.1:8080 on om1 reached %v of %v (last: %v %s)", keys(reached), keys(want), err, out)
+		}
+		return ""
+	})
+
 	// Publishing a port on a running service moves its tasks onto the ingress network.
 	m1.must("service", "create", "-d", "--no-resolve-image", "--stop-grace-period", "1s", "--name", "late", "--network", "appnet",
 		busybox, "sh", "-c", "mkdir -p /www && echo late > /www/index.html && exec httpd -f -p 8080 -h /www")

@@ -169,8 +169,13 @@ func (m *manager) serviceStatus(sv swarm.Service) *swarm.ServiceStatus {
 			st.RunningTasks++
 		}
 	}
-	if r := sv.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
-		st.DesiredTasks = *r.Replicas
+	if r := sv.Spec.Mode.Replicated; r != nil {
+		st.DesiredTasks = 1 // unset replicas mean one, as the orchestrator runs
+		if r.Replicas != nil {
+			st.DesiredTasks = *r.Replicas
+		}
+	} else if sv.Spec.Mode.Global == nil {
+		st.DesiredTasks = 1 // no mode at all is a replicated service of one
 	}
 	return st
 }

@@ -358,6 +358,9 @@ func (d *Driver) ensureGateway(h, host *netlink.Handle, ns netns.NsHandle, nm na
 		return fmt.Errorf("%s: %w", nm.hostEnd, err)
 	}
 	_ = plumbing.Sysctl(d.cfg.HostNS, "net/ipv6/conf/"+nm.hostEnd+"/disable_ipv6", "1")
+	// A published port asked for on 127.0.0.1 leaves through this link (source-NATed to hostHop); the
+	// replies, un-NATed back to 127.0.0.1, arrive on it too.
+	_ = plumbing.Sysctl(d.cfg.HostNS, "net/ipv4/conf/"+nm.hostEnd+"/route_localnet", "1")
 	// Forwarding on the host is what turns a published port into a path to the overlay.
 	if err := plumbing.Sysctl(d.cfg.HostNS, "net/ipv4/ip_forward", "1"); err != nil {
 		return fmt.Errorf("enabling IPv4 forwarding: %w", err)

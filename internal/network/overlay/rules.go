@@ -190,6 +190,19 @@ func (d *Driver) writeHostTable() error {
 	return writeTable(d.cfg.HostNS, d.cfg.Table, func(t *table) error {
 		pre := t.chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 		out := t.chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+		post := t.chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+		hop := hostHop.As4()
+		for _, gw := range gws {
+			// Connections from the host's loopback address (curl localhost:PORT) cannot leave with
+			// it: they take the address the overlay namespace routes back to.
+			t.rule(post, []expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}},
+			}, plumbing.OifIs(plumbing.IfName(gw)), []expr.Any{
+				&expr.Immediate{Register: 1, Data: hop[:]},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+			})
+		}
 		fwd := t.chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
 		for _, x := range pubs {
 			lb, err := t.balance(x.backends, x.p.Target)
