@@ -142,6 +142,9 @@ func TestClusterOverlay(t *testing.T) {
 		if on := runningOn(m1, "late"); sum(on) != 1 {
 			return fmt.Sprintf("late running on %v", on)
 		}
+		if got := serviceReplicas(m1, "late"); got != "1/1" { // no --replicas: one
+			return "late's replicas: " + got
+		}
 		return ""
 	})
 	m1.must("service", "update", "-d", "--publish-add", "9090:8080", "late")
