@@ -235,6 +235,15 @@ func (s *Server) containerResize(w http.ResponseWriter, r *http.Request, id stri
 	return nil
 }
 
+// startLogStream sends a log stream's header at once (with follow, the first line may be long in
+// coming, and the client waits for the header) and returns the writer for the lines.
+func startLogStream(w http.ResponseWriter, r *http.Request, tty bool) (*flushWriter, error) {
+	w.Header().Set("Content-Type", outputMediaType(r.Context(), tty))
+	w.WriteHeader(http.StatusOK)
+	fw := newFlushWriter(w)
+	return fw, fw.rc.Flush()
+}
+
 // containerLogs serves GET /containers/{id}/logs. The header is sent before the first line, because with
 // follow there may be no line for a long time and the client waits for the header.
 func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, id string) error {
@@ -249,10 +258,8 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, id string
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", outputMediaType(r.Context(), tty))
-	w.WriteHeader(http.StatusOK)
-	fw := newFlushWriter(w)
-	if err := fw.rc.Flush(); err != nil {
+	fw, err := startLogStream(w, r, tty)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := s.streamContext(r.Context())

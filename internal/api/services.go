@@ -91,11 +91,9 @@ func (s *Server) swarmLogs(w http.ResponseWriter, r *http.Request, sel backend.L
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", outputMediaType(r.Context(), tty))
-	w.WriteHeader(http.StatusOK)
-	fw := newFlushWriter(w)
-	if err := fw.rc.Flush(); err != nil {
-		return nil
+	fw, err := startLogStream(w, r, tty)
+	if err != nil {
+		return nil // the client is gone
 	}
 	_ = writeLogMessages(fw, msgs, opts, !tty)
 	return nil
